@@ -1,0 +1,62 @@
+#pragma once
+// Source: an input plugin (ZeroMQ now; MQTT and NATS later). A source owns its thread(s): it
+// receives messages, decodes them (off the shard threads) into Events and hands each decoded
+// batch to the EventConsumer, which routes them to the shard queues. Consume() blocks while the
+// shard queues are full, so a source stops reading and its socket pushes back on senders.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/event.h"
+
+namespace vigie::plugins {
+
+// Why an incoming message or event was rejected (vigie_events_rejected_total{reason}).
+enum class RejectReason : uint8_t {
+  kMalformed = 0,    // not JSON / not a valid FlatBuffer / not an object / bad member type
+  kOversize,         // message over max_message_bytes
+  kMissingKind,      // event without a string `kind`
+  kBadTimestamp,     // `ts` neither ms nor RFC 3339
+  kCount_
+};
+const char* RejectReasonName(RejectReason r);  // "malformed", "oversize", "missing_kind", "bad_ts"
+
+// Counters a source owns; written by the source's thread, read by the metrics scrape.
+struct SourceStats {
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> events{0};            // vigie_events_received_total{source}
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> rejected[static_cast<int>(RejectReason::kCount_)]{};
+  std::atomic<uint64_t> blocked_ns{0};        // time spent waiting on full shard queues
+  void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+using Logger = std::function<void(LogLevel, std::string_view)>;
+
+class EventConsumer {
+ public:
+  virtual ~EventConsumer() = default;
+  // Takes the events (it may swap the vector's content out). Blocks while downstream is full;
+  // returns false when the daemon is stopping (the source should then stop too).
+  virtual bool Consume(std::vector<rules::Event>& events) = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual const std::string& name() const = 0;  // label: "zmq:tcp://127.0.0.1:7001"
+  // Opens sockets (errors are returned, e.g. address in use) and starts the receive thread.
+  virtual bool Start(std::string* error) = 0;
+  // Stops receiving; returns once the thread has exited.
+  virtual void Stop() = 0;
+  virtual const SourceStats& stats() const = 0;
+};
+
+}  // namespace vigie::plugins

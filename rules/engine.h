@@ -1,0 +1,111 @@
+#pragma once
+// Engine: evaluates a RuleSet over a stream of events and time, per group, edge-triggered
+// (RULES.md "Groups and activation"), and returns outputs through an OutputSink.
+//
+// One Engine per shard; it owns its groups' state outright. Not thread-safe: every call comes
+// from the shard's thread. Time is injected: the engine never reads a clock — the shard worker
+// feeds it wall-clock instants, the replay driver feeds it the events' times, tests feed it what
+// they like. Timers (for:, absent_for:, window expiry, period close, session end) fire at their
+// own instants, in (instant, rule order, arming order), before any event stamped at or after them.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/event.h"
+#include "rules/output.h"
+#include "rules/timezone.h"
+
+namespace vigie::rules {
+
+class RuleSet;  // rules/rule.h: compiled rules, immutable, shared by all shards
+
+// Per-rule counters. Written only by the owning shard's thread (relaxed stores), read by the
+// metrics scrape, which sums them over shards.
+struct RuleStats {
+  enum Error : int {
+    kMissingField, kTypeMismatch, kDivByZero, kNotBoolean, kMissingGroupField,
+    kTemplateMissingField, kDistinctOverflow, kErrorCount_
+  };
+  static const char* ErrorName(int e);  // "missing_field", ..., "missing_group_field", ...
+  std::atomic<uint64_t> evaluations{0};
+  std::atomic<uint64_t> activations{0};
+  std::atomic<uint64_t> deactivations{0};
+  std::atomic<uint64_t> errors[kErrorCount_]{};
+  std::atomic<int64_t> groups{0};         // groups held in memory
+  std::atomic<int64_t> active_groups{0};
+  std::atomic<int64_t> state_bytes{0};    // approximate
+
+  static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+struct EngineOptions {
+  const TimeZone* tz = nullptr;  // required; outlives the engine
+  Location location;
+  int shard_index = 0;           // this engine keeps only the groups whose key hashes here
+  int shard_count = 1;
+  // Groups idle this long with nothing that can still fire are dropped (0 = never).
+  int64_t idle_evict_ms = 0;
+};
+
+// What changed in durable state since the last TakeDirty(): written by the state layer in one
+// batch. Keys and values are opaque bytes produced by the engine.
+struct StateDelta {
+  std::vector<std::pair<std::string, std::string>> puts;
+  std::vector<std::string> deletes;
+  std::vector<std::string> delete_prefixes;
+  bool empty() const { return puts.empty() && deletes.empty() && delete_prefixes.empty(); }
+  void clear() { puts.clear(); deletes.clear(); delete_prefixes.clear(); }
+};
+
+// Which shard a group key belongs to (FNV-1a of the key, mod shard_count).
+int ShardOfKey(std::string_view key, int shard_count);
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const RuleSet> rules, const EngineOptions& opts);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Fires every timer due at or before `now_ms`, in order, then sets engine time to now_ms.
+  // Engine time never goes back: an earlier instant is ignored.
+  void AdvanceTo(int64_t now_ms, OutputSink& out);
+  // Advances to `t` (at least the engine time) and processes `ev` at that instant.
+  void Process(const Event& ev, int64_t t, OutputSink& out);
+  int64_t now() const;
+  // The earliest pending timer, kNever (INT64_MAX) if none: lets a worker sleep until then.
+  int64_t NextTimer() const;
+
+  // Hot reload between two events: a rule whose fingerprint is unchanged keeps its groups and
+  // timers; a changed rule starts fresh; a removed rule's groups are dropped (and their durable
+  // state deleted at the next TakeDirty()).
+  void SwapRules(std::shared_ptr<const RuleSet> rules);
+  const RuleSet& rules() const;
+  // Stats of rule i of the current RuleSet.
+  const RuleStats& stats(size_t rule_index) const;
+  size_t group_count() const;
+
+  // Durable state. TakeDirty appends the serialized state of every group changed since the last
+  // call (and deletions); the caller writes it in one batch. Restore feeds back what was written
+  // (any order); entries for unknown or changed rules are ignored and returned false.
+  void TakeDirty(StateDelta* delta);
+  // Everything, dirty or not (a full checkpoint).
+  void TakeAll(StateDelta* delta);
+  bool Restore(std::string_view key, std::string_view value);
+  // After all Restore() calls: re-arms timers at `now_ms`; timers that fell due while the daemon
+  // was down fire with their own instants.
+  void FinishRestore(int64_t now_ms, OutputSink& out);
+  // Key prefix under which this engine's groups live in the store ("g/").
+  static std::string_view StatePrefix();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigie::rules

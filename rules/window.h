@@ -1,0 +1,72 @@
+#pragma once
+// Per-group window content and its aggregates (RULES.md, "Windows" and "Aggregates").
+// One Window per (rule, group), owned by the shard's engine; not thread-safe.
+//
+// - kSliding keeps entries that leave at their time + D. An entry is one event while the group is
+//   slow; when a group is fast, events of the same time slice (pane, <= D/60 and <= 1s unless the
+//   rule sets `resolution`) merge into one entry that leaves at its latest event's time + D, so a
+//   group's memory is bounded by the number of panes, not by its event rate.
+// - kCount keeps the group's last N events.
+// - kTumbling and kSession are plain accumulators: Expire() never changes them; the engine knows
+//   when a period closes or a session ends and calls Clear().
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/expr.h"
+#include "rules/value.h"
+
+namespace vigie::rules {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+struct WindowSpec {
+  enum class Kind : uint8_t { kNone, kSliding, kTumbling, kSession, kCount };
+  Kind kind = Kind::kNone;
+  int64_t duration_ms = 0;    // sliding, tumbling, session
+  int64_t count = 0;          // count windows: N
+  int64_t resolution_ms = 0;  // sliding: pane length; 0 = DefaultResolution(duration_ms)
+};
+
+// Largest of 1000, 500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1 ms that is <= D/60 (and <= 1 s).
+int64_t DefaultResolution(int64_t duration_ms);
+
+// Bounds (documented in docs/rules.md).
+constexpr int64_t kMaxCountWindow = 100000;        // `count: N` above this is a load error
+constexpr size_t kMaxDistinctPerWindow = 100000;   // count_distinct stops tracking new values past
+                                                   // this and reports the bound (counted)
+
+class Window {
+ public:
+  // `slots` is owned by the rule and outlives every window built from it.
+  static std::unique_ptr<Window> Make(const WindowSpec& spec, const std::vector<AggFunc>* slots);
+  virtual ~Window() = default;
+
+  // Adds an event at time `ts` (non-decreasing across calls). args[i] is the value of slot i's
+  // argument for this event (Missing for count()). Copies what it keeps.
+  virtual void Add(int64_t ts, std::span<const Value> args) = 0;
+  // Removes the content that has left by `now` (sliding: entries whose leave time <= now).
+  // Returns true if the content changed.
+  virtual bool Expire(int64_t now) = 0;
+  // The next instant at which Expire() would change the content; kNever if none.
+  virtual int64_t NextExpiry() const = 0;
+  virtual void Clear() = 0;
+  virtual bool Empty() const = 0;
+  // Aggregate results per slot. count and sum of an empty window are 0; the others Missing.
+  // String views stay valid until the next mutation of this window.
+  virtual void Results(std::span<Value> out) const = 0;
+  // True once count_distinct hit kMaxDistinctPerWindow (reported as an error by the engine).
+  virtual bool DistinctOverflow() const = 0;
+
+  // Durable form (stable across versions of the binary that share the format byte).
+  virtual void Serialize(std::string* out) const = 0;
+  virtual bool Deserialize(std::string_view in) = 0;
+  // Approximate heap bytes held (per-rule state gauges).
+  virtual size_t MemoryBytes() const = 0;
+};
+
+}  // namespace vigie::rules
