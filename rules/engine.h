@@ -86,9 +86,18 @@ class Engine {
   // state deleted at the next TakeDirty()).
   void SwapRules(std::shared_ptr<const RuleSet> rules);
   const RuleSet& rules() const;
-  // Stats of rule i of the current RuleSet.
+  // Stats of rule i of the current RuleSet (shard thread only).
   const RuleStats& stats(size_t rule_index) const;
   size_t group_count() const;
+
+  // Thread-safe view for the metrics scrape and /rules: the RuleSet in force on this shard and
+  // its per-rule stats, published atomically on every swap. Hold the shared_ptr while reading.
+  struct StatsView {
+    std::shared_ptr<const RuleSet> rules;
+    std::vector<std::unique_ptr<RuleStats>> per_rule;  // parallel to the RuleSet's rules
+    std::atomic<int64_t> groups{0};                     // all groups of this engine
+  };
+  std::shared_ptr<const StatsView> Stats() const;
 
   // Durable state. TakeDirty appends the serialized state of every group changed since the last
   // call (and deletions); the caller writes it in one batch. Restore feeds back what was written

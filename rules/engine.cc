@@ -1,0 +1,893 @@
+// The evaluator. See engine.h for the contract; the notes here are about how.
+//
+// Timers: one binary min-heap per engine keyed by (instant, rule order, arming order). Each group
+// has at most one *live* heap entry, at its earliest "wake" instant (the minimum of its pending
+// `for` timer, absence deadline, next sliding-window expiry, tumbling period close, session end
+// and idle-eviction deadline). When a group's wake moves later (an absence deadline pushed back by
+// a new event) nothing is pushed: the old entry pops, finds nothing due and re-arms at the new
+// wake. So the heap holds O(groups) entries whatever the event rate, a timer costs O(log n), and
+// no tick ever scans the groups. Stale entries are recognised because their instant differs from
+// the group's `heap_due`; a reference count keeps an evicted group's memory alive until its last
+// heap entry is popped.
+#include "rules/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+#include <unordered_map>
+
+#include "rules/bytes.h"
+#include "rules/rule.h"
+
+namespace vigie::rules {
+
+const char* RuleStats::ErrorName(int e) {
+  switch (e) {
+    case kMissingField: return "missing_field";
+    case kTypeMismatch: return "type_mismatch";
+    case kDivByZero: return "division_by_zero";
+    case kNotBoolean: return "not_boolean";
+    case kMissingGroupField: return "missing_group_field";
+    case kTemplateMissingField: return "template_missing_field";
+    case kDistinctOverflow: return "distinct_overflow";
+    default: return "unknown";
+  }
+}
+
+int ShardOfKey(std::string_view key, int shard_count) {
+  if (shard_count <= 1) return 0;
+  return static_cast<int>(Fnv1a(key) % static_cast<uint64_t>(shard_count));
+}
+
+uint64_t RouteMask(const RuleSet& rs, const Event& ev, int shard_count) {
+  thread_local std::vector<uint32_t> matched;
+  thread_local std::string key;
+  thread_local std::vector<uint8_t> seen;
+  rs.Match(ev.kind, &matched);
+  if (matched.empty()) return 0;
+  if (shard_count <= 1) return 1;
+  seen.assign(rs.groupsets.size(), 0);
+  uint64_t mask = 0;
+  for (uint32_t idx : matched) {
+    int gs = rs.rules[idx].groupset;
+    if (seen[gs]) continue;
+    seen[gs] = 1;
+    if (BuildGroupKey(rs.groupsets[gs], ev, &key, nullptr)) {
+      mask |= 1ull << ShardOfKey(key, shard_count);
+    } else {
+      mask |= 1ull;  // shard 0 counts events that lack a group_by field
+    }
+  }
+  return mask;
+}
+
+std::string_view Engine::StatePrefix() { return "g/"; }
+
+namespace {
+
+constexpr uint8_t kStateVersion = 1;
+
+struct FiringAlert {
+  std::string severity, summary;
+  std::vector<std::pair<std::string, std::string>> labels;
+};
+
+struct Group {
+  std::string key;
+  std::vector<OwnedValue> gvals;
+  uint32_t rule = 0;
+  bool active = false;
+  bool pending = false;
+  bool dirty = false;
+  bool in_dirty_list = false;
+  bool zombie = false;
+  int64_t pending_due = kNever;
+  int64_t last_seen = 0;
+  int64_t last_activity = 0;
+  int64_t period_end = kNever;
+  int64_t session_end = kNever;
+  int64_t absence_due = kNever;
+  std::unique_ptr<Window> window;
+  std::vector<FiringAlert> firing;
+  std::unique_ptr<Event> last_event;
+  // timer bookkeeping
+  int64_t heap_due = kNever;
+  int heap_refs = 0;
+};
+
+struct TimerEntry {
+  int64_t due;
+  uint32_t rule;
+  uint64_t seq;
+  Group* g;
+  bool operator>(const TimerEntry& o) const {
+    if (due != o.due) return due > o.due;
+    if (rule != o.rule) return rule > o.rule;
+    return seq > o.seq;
+  }
+};
+
+struct RuleRt {
+  std::unordered_map<std::string, std::unique_ptr<Group>> groups;
+};
+
+int ErrorIndex(uint32_t bit) {
+  switch (bit) {
+    case kErrMissingField: return RuleStats::kMissingField;
+    case kErrTypeMismatch: return RuleStats::kTypeMismatch;
+    case kErrDivByZero: return RuleStats::kDivByZero;
+    case kErrNotBoolean: return RuleStats::kNotBoolean;
+    default: return -1;
+  }
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  std::shared_ptr<const RuleSet> rs;
+  EngineOptions opts;
+  std::vector<RuleRt> rt;
+  std::shared_ptr<StatsView> stats;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> heap;
+  uint64_t seq = 0;
+  int64_t now = 0;
+  size_t groups_total = 0;
+
+  std::vector<Group*> dirty;
+  std::vector<std::string> pending_deletes;
+  std::vector<std::string> pending_prefix_deletes;
+
+  // scratch (reused: no allocation per event in steady state)
+  std::vector<uint32_t> matched;
+  std::unordered_map<std::string, std::vector<uint32_t>> match_cache;
+  std::string key;
+  std::vector<Value> gview;
+  std::vector<Value> lets;
+  std::vector<Value> aggs;
+  std::vector<Value> args;
+  EvalScratch scratch;
+
+  Impl(std::shared_ptr<const RuleSet> r, const EngineOptions& o) : rs(std::move(r)), opts(o) {
+    rt.resize(rs->rules.size());
+    stats = MakeStats(rs, nullptr);
+  }
+
+  static std::shared_ptr<StatsView> MakeStats(const std::shared_ptr<const RuleSet>& rules,
+                                              const StatsView* old) {
+    auto s = std::make_shared<StatsView>();
+    s->rules = rules;
+    for (size_t i = 0; i < rules->rules.size(); ++i) {
+      s->per_rule.push_back(std::make_unique<RuleStats>());
+      if (!old) continue;
+      // Counters are monotonic for Prometheus: a rule that survives a reload keeps its counts.
+      int oi = old->rules->FindRule(rules->rules[i].info.name);
+      if (oi < 0) continue;
+      const RuleStats& o = *old->per_rule[oi];
+      RuleStats& n = *s->per_rule.back();
+      n.evaluations = o.evaluations.load();
+      n.activations = o.activations.load();
+      n.deactivations = o.deactivations.load();
+      for (int e = 0; e < RuleStats::kErrorCount_; ++e) n.errors[e] = o.errors[e].load();
+    }
+    if (old) s->groups = old->groups.load();
+    return s;
+  }
+
+  RuleStats& St(uint32_t rule) { return *stats->per_rule[rule]; }
+
+  void CountErrors(uint32_t rule, uint32_t bits) {
+    while (bits) {
+      uint32_t bit = bits & (~bits + 1);
+      bits &= bits - 1;
+      int idx = ErrorIndex(bit);
+      if (idx >= 0) RuleStats::Add(St(rule).errors[idx]);
+    }
+  }
+
+  void MarkDirty(Group* g) {
+    g->dirty = true;
+    if (!g->in_dirty_list) {
+      g->in_dirty_list = true;
+      dirty.push_back(g);
+    }
+  }
+
+  const std::vector<uint32_t>& MatchKind(const std::string& kind) {
+    auto it = match_cache.find(kind);
+    if (it != match_cache.end()) return it->second;
+    rs->Match(kind, &matched);
+    if (match_cache.size() < 4096) {
+      auto& v = match_cache[kind];
+      v = matched;
+      return v;
+    }
+    return matched;
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  int64_t Wake(const Group* g) const {
+    const Rule& r = rs->rules[g->rule];
+    int64_t w = kNever;
+    if (g->pending) w = std::min(w, g->pending_due);
+    if (r.kind == RuleKind::kAbsence && !g->active) w = std::min(w, g->absence_due);
+    if (g->window) {
+      if (r.window.kind == WindowSpec::Kind::kSliding) w = std::min(w, g->window->NextExpiry());
+      if (r.window.kind == WindowSpec::Kind::kTumbling) w = std::min(w, g->period_end);
+      if (r.window.kind == WindowSpec::Kind::kSession) w = std::min(w, g->session_end);
+    }
+    if (opts.idle_evict_ms > 0 && Evictable(g)) w = std::min(w, g->last_activity + opts.idle_evict_ms);
+    return w;
+  }
+
+  bool Evictable(const Group* g) const {
+    if (g->active || g->pending) return false;
+    const Rule& r = rs->rules[g->rule];
+    if (r.kind == RuleKind::kAbsence) return g->absence_due == kNever;
+    if (g->window && !g->window->Empty()) return false;
+    if (g->session_end != kNever) return false;
+    return true;
+  }
+
+  void Schedule(Group* g) {
+    int64_t w = Wake(g);
+    if (w == kNever || w >= g->heap_due) return;
+    heap.push(TimerEntry{w, g->rule, ++seq, g});
+    g->heap_due = w;
+    g->heap_refs++;
+  }
+
+  void Fire(int64_t target, OutputSink& out) {
+    while (!heap.empty() && heap.top().due <= target) {
+      TimerEntry e = heap.top();
+      heap.pop();
+      Group* g = e.g;
+      g->heap_refs--;
+      if (g->zombie) {
+        MaybeFree(g);
+        continue;
+      }
+      if (e.due != g->heap_due) continue;  // stale: the group re-armed earlier
+      g->heap_due = kNever;
+      if (e.due > now) now = e.due;
+      OnWake(g, e.due, target, out);
+      if (!g->zombie) Schedule(g);
+    }
+  }
+
+  void MaybeFree(Group* g) {
+    if (g->zombie && g->heap_refs == 0 && !g->in_dirty_list) delete g;
+  }
+
+  // ---- evaluation ----------------------------------------------------------------------------
+
+  void FillGroupView(const Group* g) {
+    gview.resize(g->gvals.size());
+    for (size_t i = 0; i < g->gvals.size(); ++i) gview[i] = g->gvals[i].view();
+  }
+
+  // Prepares ctx for `when` at instant T: group values, aggregates, lets.
+  void PrepareContext(Group* g, int64_t T, const Event* ev, EvalContext* ctx) {
+    const Rule& r = rs->rules[g->rule];
+    scratch.Reset();
+    FillGroupView(g);
+    ctx->event = ev;
+    ctx->groups = gview.data();
+    ctx->now_ms = T;
+    ctx->tz = opts.tz;
+    ctx->location = opts.location;
+    ctx->errors = 0;
+    ctx->scratch = &scratch;
+    aggs.resize(r.aggs.size());
+    if (g->window && !r.aggs.empty()) {
+      g->window->Results(aggs);
+      if (g->window->DistinctOverflow()) RuleStats::Add(St(g->rule).errors[RuleStats::kDistinctOverflow]);
+    }
+    ctx->aggs = aggs.data();
+    lets.resize(r.lets.size());
+    ctx->lets = lets.data();
+    for (size_t i = 0; i < r.lets.size(); ++i) lets[i] = Eval(*r.lets[i], *ctx);
+  }
+
+  void Transition(Group* g, int64_t T, const Event* ev, EvalContext& ctx, OutputSink& out) {
+    const Rule& r = rs->rules[g->rule];
+    RuleStats::Add(St(g->rule).evaluations);
+    if (!g->active) {
+      bool w = EvalCondition(*r.when, ctx);
+      if (w) {
+        if (r.for_ms == 0) {
+          Activate(g, T, ev, ctx, out);
+        } else if (!g->pending) {
+          g->pending = true;
+          g->pending_due = T + r.for_ms;
+        }
+      } else if (g->pending) {
+        g->pending = false;
+        g->pending_due = kNever;
+      }
+    } else {
+      bool deact = r.clear_when ? EvalCondition(*r.clear_when, ctx) : !EvalCondition(*r.when, ctx);
+      if (deact) Deactivate(g, T, ev, ctx, out);
+    }
+    CountErrors(g->rule, ctx.errors);
+    MarkDirty(g);
+  }
+
+  void RenderTemplate(const Template& t, const Group* g, const Event* ev, const EvalContext& ctx,
+                      std::string* s) {
+    const Rule& r = rs->rules[g->rule];
+    for (const auto& p : t.parts) {
+      switch (p.kind) {
+        case Template::Part::Kind::kLiteral: s->append(p.text); break;
+        case Template::Part::Kind::kGroup: AppendText(s, g->gvals[p.index].view()); break;
+        case Template::Part::Kind::kLet: AppendText(s, ctx.lets[p.index]); break;
+        case Template::Part::Kind::kRule: s->append(r.info.name); break;
+        case Template::Part::Kind::kKey: s->append(g->key); break;
+        case Template::Part::Kind::kEvent: {
+          Value v = ev ? ev->Get(p.text) : Value::Missing();
+          if (v.missing()) RuleStats::Add(St(g->rule).errors[RuleStats::kTemplateMissingField]);
+          AppendText(s, v);
+          break;
+        }
+      }
+    }
+  }
+
+  void RunActions(const std::vector<ActionSpec>& actions, Group* g, int64_t T, const Event* ev,
+                  const EvalContext& ctx, bool record_firing, OutputSink& out) {
+    const Rule& r = rs->rules[g->rule];
+    for (const ActionSpec& a : actions) {
+      Output o;
+      o.type = a.type;
+      o.ts_ms = T;
+      o.ingest_ns = ev ? ev->ingest_ns : 0;
+      o.rule = r.info.name;
+      o.key = g->key;
+      if (a.type == OutputType::kCommand) {
+        RenderTemplate(a.target, g, ev, ctx, &o.target);
+        RenderTemplate(a.action, g, ev, ctx, &o.action);
+        o.params.reserve(a.params.size());
+        for (const ParamSpec& ps : a.params) {
+          Param p;
+          p.name = ps.name;
+          p.value = ps.constant;
+          if (ps.constant.kind == ParamValue::Kind::kString) {
+            p.value.str.clear();
+            RenderTemplate(ps.text, g, ev, ctx, &p.value.str);
+          }
+          o.params.push_back(std::move(p));
+        }
+      } else {
+        o.state = "firing";
+        o.severity = a.severity;
+        RenderTemplate(a.summary, g, ev, ctx, &o.summary);
+        for (const auto& [name, t] : a.labels) {
+          std::string v;
+          RenderTemplate(t, g, ev, ctx, &v);
+          o.labels.emplace_back(name, std::move(v));
+        }
+        if (record_firing) g->firing.push_back(FiringAlert{o.severity, o.summary, o.labels});
+      }
+      out.Emit(std::move(o));
+    }
+  }
+
+  void Activate(Group* g, int64_t T, const Event* ev, const EvalContext& ctx, OutputSink& out) {
+    g->active = true;
+    g->pending = false;
+    g->pending_due = kNever;
+    RuleStats& st = St(g->rule);
+    RuleStats::Add(st.activations);
+    st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    g->firing.clear();
+    RunActions(rs->rules[g->rule].then, g, T, ev, ctx, true, out);
+    MarkDirty(g);
+  }
+
+  void Deactivate(Group* g, int64_t T, const Event* ev, const EvalContext& ctx, OutputSink& out) {
+    const Rule& r = rs->rules[g->rule];
+    g->active = false;
+    RuleStats& st = St(g->rule);
+    RuleStats::Add(st.deactivations);
+    st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    for (FiringAlert& f : g->firing) {
+      Output o;
+      o.type = OutputType::kAlert;
+      o.ts_ms = T;
+      o.ingest_ns = ev ? ev->ingest_ns : 0;
+      o.rule = r.info.name;
+      o.key = g->key;
+      o.state = "resolved";
+      o.severity = std::move(f.severity);
+      o.summary = std::move(f.summary);
+      o.labels = std::move(f.labels);
+      out.Emit(std::move(o));
+    }
+    g->firing.clear();
+    RunActions(r.otherwise, g, T, ev, ctx, false, out);
+    MarkDirty(g);
+  }
+
+  void OnWake(Group* g, int64_t T, int64_t target, OutputSink& out) {
+    const Rule& r = rs->rules[g->rule];
+    EvalContext ctx;
+    switch (r.kind) {
+      case RuleKind::kStateless:
+        if (g->pending && g->pending_due <= T) {
+          PrepareContext(g, T, g->last_event.get(), &ctx);
+          Activate(g, T, g->last_event.get(), ctx, out);
+          CountErrors(g->rule, ctx.errors);
+        }
+        break;
+      case RuleKind::kAbsence:
+        if (!g->active && g->absence_due <= T) {
+          g->absence_due = kNever;
+          PrepareContext(g, T, nullptr, &ctx);
+          Activate(g, T, nullptr, ctx, out);
+        }
+        break;
+      case RuleKind::kWindowed: {
+        if (g->pending && g->pending_due <= T) {
+          PrepareContext(g, T, nullptr, &ctx);
+          Activate(g, T, nullptr, ctx, out);
+          CountErrors(g->rule, ctx.errors);
+        }
+        if (!g->window) break;
+        switch (r.window.kind) {
+          case WindowSpec::Kind::kSliding:
+            if (g->window->NextExpiry() <= T && g->window->Expire(T)) {
+              PrepareContext(g, T, nullptr, &ctx);
+              Transition(g, T, nullptr, ctx, out);
+            }
+            break;
+          case WindowSpec::Kind::kTumbling:
+            if (g->period_end <= T) {
+              bool was_empty = g->window->Empty();
+              bool was_active = g->active, was_pending = g->pending;
+              PrepareContext(g, T, nullptr, &ctx);
+              Transition(g, T, nullptr, ctx, out);
+              g->window->Clear();
+              const int64_t D = r.window.duration_ms;
+              g->period_end = T + D;
+              // Consecutive empty periods all evaluate alike (count() = 0, no event): when one
+              // changed nothing and the rule does not read the clock, skip to the last one due.
+              if (was_empty && !r.reads_clock && was_active == g->active && was_pending == g->pending) {
+                int64_t last_close = FloorDiv(target, D) * D;
+                if (last_close > g->period_end) g->period_end = last_close;
+              }
+              MarkDirty(g);
+            }
+            break;
+          case WindowSpec::Kind::kSession:
+            if (g->session_end <= T) {
+              g->session_end = kNever;
+              g->window->Clear();
+              PrepareContext(g, T, nullptr, &ctx);
+              Transition(g, T, nullptr, ctx, out);
+            }
+            break;
+          default: break;
+        }
+        break;
+      }
+    }
+    if (opts.idle_evict_ms > 0 && Evictable(g) && g->last_activity + opts.idle_evict_ms <= T) Evict(g);
+  }
+
+  void Evict(Group* g) {
+    RuleRt& r = rt[g->rule];
+    auto it = r.groups.find(g->key);
+    if (it == r.groups.end() || it->second.get() != g) return;
+    std::string k;
+    StateKey(g, &k);
+    pending_deletes.push_back(std::move(k));
+    it->second.release();
+    r.groups.erase(it);
+    g->zombie = true;
+    g->dirty = false;
+    AdjustGroups(g->rule, -1);
+    MaybeFree(g);
+  }
+
+  void AdjustGroups(uint32_t rule, int64_t d) {
+    RuleStats& st = St(rule);
+    st.groups.store(st.groups.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    groups_total += d;
+    stats->groups.store(static_cast<int64_t>(groups_total), std::memory_order_relaxed);
+  }
+
+  Group* FindOrCreate(uint32_t rule, const std::string& key, const std::vector<Value>& vals) {
+    RuleRt& r = rt[rule];
+    auto it = r.groups.find(key);
+    if (it != r.groups.end()) return it->second.get();
+    auto g = std::make_unique<Group>();
+    g->key = key;
+    g->rule = rule;
+    g->gvals.reserve(vals.size());
+    for (const Value& v : vals) g->gvals.emplace_back(v);
+    const Rule& rr = rs->rules[rule];
+    if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(rr.window, &rr.agg_funcs);
+    Group* raw = g.get();
+    r.groups.emplace(key, std::move(g));
+    AdjustGroups(rule, +1);
+    return raw;
+  }
+
+  void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
+    const std::vector<uint32_t>& rules = MatchKind(ev.kind);
+    EvalContext ctx;
+    ctx.event = &ev;
+    ctx.now_ms = T;
+    ctx.tz = opts.tz;
+    ctx.location = opts.location;
+    ctx.scratch = &scratch;
+    for (uint32_t idx : rules) {
+      const Rule& r = rs->rules[idx];
+      if (r.where) {
+        scratch.Reset();
+        ctx.errors = 0;
+        ctx.lets = nullptr;
+        ctx.groups = nullptr;
+        ctx.aggs = nullptr;
+        bool pass = EvalCondition(*r.where, ctx);
+        CountErrors(idx, ctx.errors);
+        if (!pass) continue;
+      }
+      if (!BuildGroupKey(r.group_by, ev, &key, &gview)) {
+        if (opts.shard_index == 0) RuleStats::Add(St(idx).errors[RuleStats::kMissingGroupField]);
+        continue;
+      }
+      if (opts.shard_count > 1 && ShardOfKey(key, opts.shard_count) != opts.shard_index) continue;
+      Group* g = FindOrCreate(idx, key, gview);
+      g->last_activity = T;
+      switch (r.kind) {
+        case RuleKind::kStateless: {
+          if (r.keep_last_event) {
+            if (!g->last_event) g->last_event = std::make_unique<Event>();
+            CopyEvent(ev, g->last_event.get());
+          }
+          EvalContext c;
+          PrepareContext(g, T, &ev, &c);
+          Transition(g, T, &ev, c, out);
+          break;
+        }
+        case RuleKind::kAbsence: {
+          RuleStats::Add(St(idx).evaluations);
+          if (g->active) {
+            EvalContext c;
+            PrepareContext(g, T, &ev, &c);
+            Deactivate(g, T, &ev, c, out);
+          }
+          g->last_seen = T;
+          g->absence_due = T + r.absent_for_ms;
+          MarkDirty(g);
+          break;
+        }
+        case RuleKind::kWindowed: {
+          // Aggregate arguments see only the event.
+          args.resize(r.aggs.size());
+          scratch.Reset();
+          ctx.errors = 0;
+          for (size_t i = 0; i < r.aggs.size(); ++i)
+            args[i] = r.aggs[i].arg ? Eval(*r.aggs[i].arg, ctx) : Value::Missing();
+          CountErrors(idx, ctx.errors & ~kErrMissingField);  // a skipped value is not an error
+          const int64_t D = r.window.duration_ms;
+          if (r.window.kind == WindowSpec::Kind::kSliding) g->window->Expire(T);
+          if (r.window.kind == WindowSpec::Kind::kTumbling && g->period_end == kNever)
+            g->period_end = FloorDiv(T, D) * D + D;
+          g->window->Add(T, args);
+          if (r.window.kind == WindowSpec::Kind::kSession) g->session_end = T + D;
+          g->last_seen = T;
+          if (r.window.kind != WindowSpec::Kind::kTumbling) {
+            EvalContext c;
+            PrepareContext(g, T, &ev, &c);
+            Transition(g, T, &ev, c, out);
+          } else {
+            MarkDirty(g);
+          }
+          break;
+        }
+      }
+      Schedule(g);
+    }
+  }
+
+  static void CopyEvent(const Event& src, Event* dst) {
+    dst->ts_ms = src.ts_ms;
+    dst->has_ts = src.has_ts;
+    dst->ingest_ns = src.ingest_ns;
+    dst->kind = src.kind;
+    dst->fields.resize(src.fields.size());
+    for (size_t i = 0; i < src.fields.size(); ++i) {
+      dst->fields[i].name = src.fields[i].name;
+      dst->fields[i].value.Assign(src.fields[i].value.view());
+    }
+  }
+
+  // ---- durable state -------------------------------------------------------------------------
+
+  void StateKey(const Group* g, std::string* k) const {
+    k->assign(Engine::StatePrefix());
+    k->append(rs->rules[g->rule].info.name);
+    k->push_back('\0');
+    k->append(g->key);
+  }
+
+  void Serialize(const Group* g, std::string* out) const {
+    const Rule& r = rs->rules[g->rule];
+    ByteWriter w(out);
+    w.U8(kStateVersion);
+    w.Fixed64(r.info.fingerprint);
+    w.U8((g->active ? 1 : 0) | (g->pending ? 2 : 0));
+    w.I64(g->pending_due == kNever ? -1 : g->pending_due);
+    w.I64(g->last_seen);
+    w.I64(g->last_activity);
+    w.I64(g->period_end == kNever ? -1 : g->period_end);
+    w.I64(g->session_end == kNever ? -1 : g->session_end);
+    w.I64(g->absence_due == kNever ? -1 : g->absence_due);
+    w.Var(g->gvals.size());
+    for (const auto& v : g->gvals) w.Val(v.view());
+    w.Var(g->firing.size());
+    for (const auto& f : g->firing) {
+      w.Str(f.severity);
+      w.Str(f.summary);
+      w.Var(f.labels.size());
+      for (const auto& [k, v] : f.labels) {
+        w.Str(k);
+        w.Str(v);
+      }
+    }
+    if (g->window) {
+      std::string wb;
+      g->window->Serialize(&wb);
+      w.U8(1);
+      w.Str(wb);
+    } else {
+      w.U8(0);
+    }
+    if (g->last_event) {
+      const Event& e = *g->last_event;
+      w.U8(1);
+      w.I64(e.ts_ms);
+      w.Str(e.kind);
+      w.Var(e.fields.size());
+      for (const auto& f : e.fields) {
+        w.Str(f.name);
+        w.Val(f.value.view());
+      }
+    } else {
+      w.U8(0);
+    }
+  }
+
+  static int64_t NeverIfNeg(int64_t v) { return v < 0 ? kNever : v; }
+
+  bool Deserialize(uint32_t rule, const std::string& key, std::string_view in, Group* g) const {
+    const Rule& r = rs->rules[rule];
+    ByteReader rd(in);
+    uint8_t ver, flags;
+    uint64_t fp;
+    if (!rd.U8(&ver) || ver != kStateVersion || !rd.Fixed64(&fp) || fp != r.info.fingerprint) return false;
+    if (!rd.U8(&flags)) return false;
+    g->key = key;
+    g->rule = rule;
+    g->active = flags & 1;
+    g->pending = flags & 2;
+    int64_t v;
+    if (!rd.I64(&v)) return false;
+    g->pending_due = NeverIfNeg(v);
+    if (!rd.I64(&g->last_seen) || !rd.I64(&g->last_activity)) return false;
+    if (!rd.I64(&v)) return false;
+    g->period_end = NeverIfNeg(v);
+    if (!rd.I64(&v)) return false;
+    g->session_end = NeverIfNeg(v);
+    if (!rd.I64(&v)) return false;
+    g->absence_due = NeverIfNeg(v);
+    uint64_t n;
+    if (!rd.Var(&n) || n != r.group_by.size()) return false;
+    g->gvals.resize(n);
+    for (auto& gv : g->gvals)
+      if (!rd.Val(&gv)) return false;
+    if (!rd.Var(&n) || n > 1000) return false;
+    g->firing.resize(n);
+    for (auto& f : g->firing) {
+      uint64_t nl;
+      if (!rd.Str(&f.severity) || !rd.Str(&f.summary) || !rd.Var(&nl) || nl > 10000) return false;
+      f.labels.resize(nl);
+      for (auto& [k, lv] : f.labels)
+        if (!rd.Str(&k) || !rd.Str(&lv)) return false;
+    }
+    uint8_t has;
+    if (!rd.U8(&has)) return false;
+    if (has) {
+      std::string_view wb;
+      if (!rd.Str(&wb) || r.kind != RuleKind::kWindowed) return false;
+      g->window = Window::Make(r.window, &r.agg_funcs);
+      if (!g->window->Deserialize(wb)) return false;
+    } else if (r.kind == RuleKind::kWindowed) {
+      g->window = Window::Make(r.window, &r.agg_funcs);
+    }
+    if (!rd.U8(&has)) return false;
+    if (has) {
+      auto e = std::make_unique<Event>();
+      uint64_t nf;
+      if (!rd.I64(&e->ts_ms) || !rd.Str(&e->kind) || !rd.Var(&nf) || nf > 100000) return false;
+      e->has_ts = true;
+      e->fields.resize(nf);
+      for (auto& f : e->fields)
+        if (!rd.Str(&f.name) || !rd.Val(&f.value)) return false;
+      g->last_event = std::move(e);
+    }
+    return rd.done();
+  }
+
+  void Take(StateDelta* d, bool all) {
+    for (auto& p : pending_prefix_deletes) d->delete_prefixes.push_back(std::move(p));
+    pending_prefix_deletes.clear();
+    for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
+    pending_deletes.clear();
+    std::vector<Group*> list;
+    list.swap(dirty);
+    for (Group* g : list) {
+      g->in_dirty_list = false;
+      if (g->zombie) {
+        MaybeFree(g);
+        continue;
+      }
+      if (all || !g->dirty) continue;
+      Put(g, d);
+    }
+    if (all) {
+      for (auto& r : rt)
+        for (auto& [k, g] : r.groups) Put(g.get(), d);
+    }
+  }
+
+  void Put(Group* g, StateDelta* d) {
+    g->dirty = false;
+    d->puts.emplace_back();
+    StateKey(g, &d->puts.back().first);
+    Serialize(g, &d->puts.back().second);
+  }
+
+  // ---- reload --------------------------------------------------------------------------------
+
+  void Swap(std::shared_ptr<const RuleSet> next) {
+    std::vector<RuleRt> nrt(next->rules.size());
+    std::vector<bool> kept(rs->rules.size(), false);
+    for (uint32_t i = 0; i < next->rules.size(); ++i) {
+      int oi = rs->FindRule(next->rules[i].info.name);
+      if (oi >= 0 && rs->rules[oi].info.fingerprint == next->rules[i].info.fingerprint) {
+        nrt[i].groups = std::move(rt[oi].groups);
+        kept[oi] = true;
+        for (auto& [k, g] : nrt[i].groups) g->rule = i;
+      }
+    }
+    // Groups of removed or changed rules go, on disk too.
+    for (uint32_t oi = 0; oi < rs->rules.size(); ++oi) {
+      if (kept[oi]) continue;
+      std::string prefix(Engine::StatePrefix());
+      prefix += rs->rules[oi].info.name;
+      prefix.push_back('\0');
+      pending_prefix_deletes.push_back(std::move(prefix));
+      for (auto& [k, g] : rt[oi].groups) {
+        g->zombie = true;
+        Group* raw = g.release();
+        groups_total--;
+        if (raw->heap_refs == 0 && !raw->in_dirty_list) delete raw;
+        else zombies.push_back(raw);
+      }
+    }
+    // The heap refers to groups by pointer: rebuild it (reloads are rare).
+    while (!heap.empty()) heap.pop();
+    for (Group* z : zombies) z->heap_refs = 0;
+    rt = std::move(nrt);
+    rs = std::move(next);
+    match_cache.clear();
+    auto ns = MakeStats(rs, stats.get());
+    ns->groups = static_cast<int64_t>(groups_total);
+    stats = ns;
+    std::vector<Group*> live_dirty;
+    for (Group* g : dirty) {
+      if (g->zombie) g->in_dirty_list = false;
+      else live_dirty.push_back(g);
+    }
+    dirty.swap(live_dirty);
+    for (Group* z : zombies) delete z;
+    zombies.clear();
+    for (uint32_t i = 0; i < rt.size(); ++i) {
+      RuleStats& st = St(i);
+      int64_t active = 0;
+      for (auto& [k, g] : rt[i].groups) {
+        g->heap_due = kNever;
+        g->heap_refs = 0;
+        active += g->active;
+        Schedule(g.get());
+      }
+      st.groups = static_cast<int64_t>(rt[i].groups.size());
+      st.active_groups = active;
+    }
+  }
+  std::vector<Group*> zombies;
+
+  ~Impl() {
+    while (!heap.empty()) heap.pop();
+    for (Group* g : dirty)
+      if (g->zombie) delete g;
+  }
+};
+
+Engine::Engine(std::shared_ptr<const RuleSet> rules, const EngineOptions& opts)
+    : impl_(std::make_unique<Impl>(std::move(rules), opts)) {}
+Engine::~Engine() = default;
+
+void Engine::AdvanceTo(int64_t now_ms, OutputSink& out) {
+  impl_->Fire(now_ms, out);
+  if (now_ms > impl_->now) impl_->now = now_ms;
+}
+
+void Engine::Process(const Event& ev, int64_t t, OutputSink& out) {
+  if (t < impl_->now) t = impl_->now;
+  AdvanceTo(t, out);
+  impl_->ProcessEvent(ev, t, out);
+}
+
+int64_t Engine::now() const { return impl_->now; }
+
+int64_t Engine::NextTimer() const {
+  // Skip stale entries lazily: the top may be stale, which only makes a worker wake early.
+  return impl_->heap.empty() ? kNever : impl_->heap.top().due;
+}
+
+void Engine::SwapRules(std::shared_ptr<const RuleSet> rules) { impl_->Swap(std::move(rules)); }
+const RuleSet& Engine::rules() const { return *impl_->rs; }
+const RuleStats& Engine::stats(size_t i) const { return *impl_->stats->per_rule[i]; }
+size_t Engine::group_count() const { return impl_->groups_total; }
+std::shared_ptr<const Engine::StatsView> Engine::Stats() const {
+  return std::atomic_load(&impl_->stats);
+}
+
+void Engine::TakeDirty(StateDelta* delta) { impl_->Take(delta, false); }
+void Engine::TakeAll(StateDelta* delta) { impl_->Take(delta, true); }
+
+bool Engine::Restore(std::string_view key, std::string_view value) {
+  Impl& m = *impl_;
+  std::string_view p = StatePrefix();
+  if (key.size() < p.size() || key.substr(0, p.size()) != p) return false;
+  std::string_view rest = key.substr(p.size());
+  size_t nul = rest.find('\0');
+  if (nul == std::string_view::npos) return false;
+  std::string_view name = rest.substr(0, nul);
+  std::string gkey(rest.substr(nul + 1));
+  if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
+  int idx = m.rs->FindRule(name);
+  auto g = std::make_unique<Group>();
+  if (idx < 0 || !m.Deserialize(static_cast<uint32_t>(idx), gkey, value, g.get())) {
+    m.pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable
+    return false;
+  }
+  RuleRt& r = m.rt[idx];
+  if (r.groups.count(gkey)) return false;
+  Group* raw = g.get();
+  r.groups.emplace(gkey, std::move(g));
+  m.AdjustGroups(static_cast<uint32_t>(idx), +1);
+  if (raw->active) {
+    RuleStats& st = m.St(idx);
+    st.active_groups.store(st.active_groups.load() + 1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void Engine::FinishRestore(int64_t now_ms, OutputSink& out) {
+  for (auto& r : impl_->rt)
+    for (auto& [k, g] : r.groups) impl_->Schedule(g.get());
+  AdvanceTo(now_ms, out);
+}
+
+}  // namespace vigie::rules

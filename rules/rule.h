@@ -1,0 +1,97 @@
+#pragma once
+// The compiled form of rules (private to rules/ and its tests). Built once by the loader,
+// immutable afterwards and shared read-only by every shard.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "rules/expr.h"
+#include "rules/output.h"
+#include "rules/ruleset_api.h"
+#include "rules/window.h"
+
+namespace vigie::rules {
+
+// A text with {name} references, resolved when the rules load.
+struct Template {
+  struct Part {
+    enum class Kind : uint8_t { kLiteral, kGroup, kLet, kEvent, kRule, kKey };
+    Kind kind = Kind::kLiteral;
+    std::string text;  // literal text, or the event field name
+    int index = 0;     // group / let index
+  };
+  std::vector<Part> parts;
+  bool IsConstant() const {
+    return parts.empty() || (parts.size() == 1 && parts[0].kind == Part::Kind::kLiteral);
+  }
+};
+
+struct ParamSpec {
+  std::string name;
+  ParamValue constant;  // kind != kString: used as is
+  Template text;        // kind == kString: expanded
+};
+
+struct ActionSpec {
+  OutputType type = OutputType::kCommand;
+  Template target, action;  // command
+  std::vector<ParamSpec> params;
+  std::string severity;     // alert
+  Template summary;
+  std::vector<std::pair<std::string, Template>> labels;
+};
+
+enum class RuleKind : uint8_t { kStateless, kWindowed, kAbsence };
+
+struct Rule {
+  RuleInfo info;
+  RuleKind kind = RuleKind::kStateless;
+  std::vector<std::string> on_exact;   // kinds matched exactly
+  std::vector<std::string> on_prefix;  // "camera.*" -> "camera."
+  ExprPtr where;                       // may be null
+  std::vector<std::string> group_by;   // never empty (default: device)
+  int groupset = 0;                    // index of the distinct group_by list (routing)
+  WindowSpec window;
+  int64_t absent_for_ms = 0;
+  std::vector<std::string> let_names;
+  std::vector<ExprPtr> lets;
+  std::vector<AggSlot> aggs;
+  std::vector<AggFunc> agg_funcs;  // parallel to aggs (what windows are built from)
+  ExprPtr when;                    // null only for absence rules
+  ExprPtr clear_when;
+  int64_t for_ms = 0;
+  std::vector<ActionSpec> then, otherwise;
+  bool reads_clock = false;        // when/clear_when/lets call hour(), sun_altitude()...
+  bool keep_last_event = false;    // stateless rule with `for`: the timer's triggering event
+};
+
+class RuleSet {
+ public:
+  std::vector<Rule> rules;
+  size_t file_count = 0;
+  std::vector<std::vector<std::string>> groupsets;  // distinct group_by lists
+
+  // Rule indexes (ascending) whose `on` matches `kind`, appended to *out (cleared first).
+  void Match(std::string_view kind, std::vector<uint32_t>* out) const;
+  int FindRule(std::string_view name) const;  // -1 if none
+
+  // Built by Finish() from rules.
+  std::unordered_map<std::string, std::vector<uint32_t>> by_kind;
+  std::vector<std::pair<std::string, uint32_t>> by_prefix;
+  std::unordered_map<std::string, int> by_name;
+  void Finish();
+};
+
+// FNV-1a 64.
+uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull);
+
+// Builds the group key of `rule` for `ev` into *key (values joined by '/'); false if the event
+// lacks a group_by field. `values` (optional) receives the values.
+bool BuildGroupKey(const std::vector<std::string>& group_by, const Event& ev, std::string* key,
+                   std::vector<Value>* values);
+
+}  // namespace vigie::rules
