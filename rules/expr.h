@@ -66,6 +66,12 @@ struct CompileEnv {
 // Compiles `text`. On failure returns null and appends at least one Diag.
 ExprPtr CompileExpr(std::string_view text, const CompileEnv& env, std::vector<Diag>* errors);
 
+// The expression as normalized text: single spaces around binary operators, only the parentheses
+// precedence needs, numbers in shortest form, field("...") only for names that are not
+// identifiers. Equal texts mean equal expressions (under the same CompileEnv); used for aggregate
+// slot deduplication and useful to fingerprint rules across reloads.
+std::string ExprCanonical(const Expr& e);
+
 // True if the expression reads a field of the triggering event (not a let / group / aggregate).
 bool ReadsEventFields(const Expr& e);
 // True if the expression calls hour()/minute()/weekday()/sun_altitude().
