@@ -279,12 +279,33 @@ TEST_CASE("division by zero has no value", "[expr]") {
   });
 }
 
+TEST_CASE("number comparisons", "[expr]") {
+  RunTable({
+      {"count < 3", B(false), kNone},
+      {"count < 4", B(true), kNone},
+      {"count <= 3", B(true), kNone},
+      {"count <= 2.9", B(false), kNone},
+      {"count > 3", B(false), kNone},
+      {"count > 2", B(true), kNone},
+      {"count >= 3", B(true), kNone},
+      {"count >= 3.1", B(false), kNone},
+      {"count == 3", B(true), kNone},
+      {"count != 3", B(false), kNone},
+      {"count == 3.0", B(true), kNone},
+      {"neg < -2", B(true), kNone},
+      {"-0 == 0", B(true), kNone},
+  });
+}
+
 TEST_CASE("string comparisons are bytewise", "[expr]") {
   RunTable({
       {"\"abc\" < \"abd\"", B(true), kNone},
       {"\"b\" > \"abc\"", B(true), kNone},
       {"status >= \"ok\"", B(true), kNone},
       {"status <= \"ok\"", B(true), kNone},
+      {"status < \"ok\"", B(false), kNone},
+      {"status > \"ok\"", B(false), kNone},
+      {"\"ok\" < \"o\"", B(false), kNone},
       {"\"Z\" < \"a\"", B(true), kNone},
       {"\"ab\" < \"abc\"", B(true), kNone},
       {"lane == \"bus\"", B(true), kNone},
