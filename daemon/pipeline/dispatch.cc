@@ -1,0 +1,131 @@
+#include "daemon/pipeline/dispatch.h"
+
+#include <algorithm>
+
+#include "daemon/pipeline/shard.h"
+
+namespace vigie::daemon {
+namespace {
+
+constexpr size_t kBulk = 64;
+
+int SeverityIndex(const std::string& s) {
+  if (s == "info") return 0;
+  if (s == "warning") return 1;
+  if (s == "critical") return 2;
+  return 3;
+}
+
+int StateIndex(const std::string& s) {
+  if (s == "firing") return 0;
+  if (s == "resolved") return 1;
+  return 2;
+}
+
+void Add(std::atomic<uint64_t>& c) {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+DispatchStats::DispatchStats() : latency(EventLatencyBounds()) {}
+
+const char* DispatchStats::SeverityName(int i) {
+  static const char* const kNames[] = {"info", "warning", "critical", "other"};
+  return kNames[i];
+}
+
+const char* DispatchStats::StateName(int i) {
+  static const char* const kNames[] = {"firing", "resolved", "other"};
+  return kNames[i];
+}
+
+OutputDispatcher::OutputDispatcher(const DispatchOptions& opts, int shard_count,
+                                   plugins::Sink* commands, plugins::Sink* alerts, SeqFn next_seq,
+                                   const WallClock* clock)
+    : opts_(opts),
+      commands_(commands),
+      alerts_(alerts),
+      next_seq_(std::move(next_seq)),
+      clock_(clock),
+      buf_(kBulk) {
+  for (int i = 0; i < shard_count; ++i) {
+    queues_.push_back(std::make_unique<OutputQueue>(opts_.queue_capacity));
+  }
+}
+
+OutputDispatcher::~OutputDispatcher() { Stop(); }
+
+int64_t OutputDispatcher::depth() const {
+  int64_t d = 0;
+  for (const auto& q : queues_) d += q->depth();
+  return d;
+}
+
+void OutputDispatcher::Start() {
+  if (running_) return;
+  running_ = true;
+  stop_.store(false, std::memory_order_release);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void OutputDispatcher::Stop() {
+  if (!running_) return;
+  stop_.store(true, std::memory_order_release);
+  waker_.Notify();
+  thread_.join();
+  running_ = false;
+}
+
+void OutputDispatcher::Dispatch(rules::Output& o) {
+  o.seq = next_seq_ ? next_seq_() : ++local_seq_;
+  if (observer_) observer_(o);
+  if (o.type == rules::OutputType::kCommand) {
+    if (commands_) {
+      commands_->Send(o);
+    } else {
+      Add(stats_.unsent);
+    }
+    Add(stats_.commands);
+  } else {
+    if (alerts_) {
+      alerts_->Send(o);
+    } else {
+      Add(stats_.unsent);
+    }
+    Add(stats_.alerts[SeverityIndex(o.severity)][StateIndex(o.state)]);
+  }
+  if (o.ingest_ns != 0) {
+    stats_.latency.Observe(static_cast<double>(clock_->SteadyNs() - o.ingest_ns) * 1e-9);
+  }
+}
+
+size_t OutputDispatcher::DrainOnce(std::vector<moodycamel::ConsumerToken>& toks) {
+  size_t total = 0;
+  for (size_t s = 0; s < queues_.size(); ++s) {
+    const size_t n = queues_[s]->PopBulk(toks[s], buf_.data(), buf_.size());
+    for (size_t i = 0; i < n; ++i) Dispatch(buf_[i]);
+    total += n;
+  }
+  return total;
+}
+
+void OutputDispatcher::Run() {
+  std::vector<moodycamel::ConsumerToken> toks;
+  toks.reserve(queues_.size());
+  for (auto& q : queues_) toks.emplace_back(q->queue());
+  for (;;) {
+    if (DrainOnce(toks) > 0) continue;
+    if (stop_.load(std::memory_order_acquire)) {
+      // The shards are stopped: whatever is left is complete. Drain until empty.
+      while (DrainOnce(toks) > 0 || depth() > 0) {
+      }
+      break;
+    }
+    waker_.Sleep(std::max<int64_t>(1, opts_.max_idle_ms) * 1000, [this] {
+      return depth() > 0 || stop_.load(std::memory_order_acquire);
+    });
+  }
+}
+
+}  // namespace vigie::daemon

@@ -1,0 +1,196 @@
+#include "daemon/pipeline/shard.h"
+
+#include <algorithm>
+#include <climits>
+
+namespace vigie::daemon {
+
+std::vector<double> EventLatencyBounds() {
+  return {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
+          2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+void ShardWorker::QueueSink::Emit(rules::Output&& o) {
+  w_->out_->Push(tok_, std::move(o), *w_->dispatcher_);
+  ShardStats::Add(w_->stats_.outputs);
+}
+
+ShardWorker::ShardWorker(const ShardOptions& opts, std::unique_ptr<ShardEngine> engine,
+                         ShardQueue* in, OutputQueue* out, Waker* dispatcher, BatchPool* pool,
+                         const WallClock* clock, CheckpointFn checkpoint)
+    : opts_(opts),
+      engine_(std::move(engine)),
+      in_(in),
+      out_(out),
+      dispatcher_(dispatcher),
+      pool_(pool),
+      clock_(clock),
+      checkpoint_(std::move(checkpoint)),
+      sink_(this) {}
+
+ShardWorker::~ShardWorker() { Stop(); }
+
+bool ShardWorker::Restore(std::string_view key, std::string_view value) {
+  return engine_->Restore(key, value);
+}
+
+void ShardWorker::FinishRestore() {
+  engine_->FinishRestore(clock_->NowMs(), sink_);
+  stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
+}
+
+void ShardWorker::Start() {
+  if (running_) return;
+  running_ = true;
+  stop_.store(false, std::memory_order_release);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ShardWorker::Stop() {
+  if (!running_) return;
+  stop_.store(true, std::memory_order_release);
+  Wake();
+  thread_.join();
+  running_ = false;
+}
+
+uint64_t ShardWorker::RequestSwap(std::shared_ptr<const rules::RuleSet> rules) {
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lk(swap_mu_);
+    pending_rules_ = std::move(rules);
+    ticket = ++swap_requested_;
+    swap_pending_.store(true, std::memory_order_release);
+  }
+  if (running_) {
+    Wake();
+  } else {
+    ApplySwap();  // the engine is ours while no thread runs
+  }
+  return ticket;
+}
+
+bool ShardWorker::WaitSwapped(uint64_t ticket, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lk(swap_mu_);
+  return swap_cv_.wait_until(lk, deadline, [&] { return swap_applied_ >= ticket; });
+}
+
+void ShardWorker::ApplySwap() {
+  std::shared_ptr<const rules::RuleSet> rules;
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lk(swap_mu_);
+    if (!swap_pending_.load(std::memory_order_relaxed)) return;
+    rules = std::move(pending_rules_);
+    pending_rules_.reset();
+    ticket = swap_requested_;
+    swap_pending_.store(false, std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard<std::mutex> lk(stats_mu_);
+    engine_->SwapRules(std::move(rules));
+  }
+  ShardStats::Add(stats_.swaps);
+  {
+    std::lock_guard<std::mutex> lk(swap_mu_);
+    swap_applied_ = ticket;
+  }
+  swap_cv_.notify_all();
+}
+
+void ShardWorker::VisitRules(
+    const std::function<void(const std::string&, const rules::RuleStats&)>& fn) const {
+  std::lock_guard<std::mutex> lk(stats_mu_);
+  const size_t n = engine_->rule_count();
+  for (size_t i = 0; i < n; ++i) fn(engine_->rule_name(i), engine_->stats(i));
+}
+
+void ShardWorker::Checkpoint(bool full) {
+  if (!checkpoint_) return;
+  if (full) {
+    engine_->TakeAll(&delta_);
+  } else {
+    engine_->TakeDirty(&delta_);
+  }
+  if (delta_.empty()) return;
+  checkpoint_(opts_.index, std::move(delta_));
+  delta_.clear();  // moved-from: make it a valid empty delta again
+  ShardStats::Add(stats_.checkpoints);
+}
+
+void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
+  uint64_t late = 0, future = 0;
+  for (size_t i = 0; i < b.size; ++i) {
+    const rules::Event& ev = b.events[i];
+    const int64_t lo = engine_->now();
+    int64_t t = ev.ts_ms;
+    if (t > wall_ms) {
+      t = wall_ms;
+      ++future;
+    }
+    if (t < lo) {
+      if (ev.ts_ms < lo) ++late;
+      t = lo;
+    }
+    engine_->Process(ev, t, sink_);
+  }
+  // One steady-clock read per batch: latency is measured to the end of the batch.
+  const int64_t done_ns = clock_->SteadyNs();
+  for (size_t i = 0; i < b.size; ++i) {
+    const int64_t ing = b.events[i].ingest_ns;
+    if (ing != 0) stats_.latency.Observe(static_cast<double>(done_ns - ing) * 1e-9);
+  }
+  ShardStats::Add(stats_.processed, b.size);
+  ShardStats::Add(stats_.batches);
+  if (late) ShardStats::Add(stats_.late, late);
+  if (future) ShardStats::Add(stats_.future, future);
+}
+
+void ShardWorker::Run() {
+  const size_t max_dequeue = std::clamp<size_t>(opts_.max_dequeue, 1, 256);
+  std::vector<EventBatch*> buf(max_dequeue);
+  moodycamel::ConsumerToken ctok(in_->queue());
+  moodycamel::ProducerToken free_tok(pool_->free_list());
+  int64_t next_checkpoint =
+      opts_.checkpoint_interval_ms > 0 ? clock_->NowMs() + opts_.checkpoint_interval_ms : INT64_MAX;
+
+  for (;;) {
+    if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
+    const size_t n = in_->PopBulk(ctok, buf.data(), max_dequeue);
+    const int64_t wall = clock_->NowMs();
+    if (n == 0 && stop_.load(std::memory_order_acquire) && in_->Empty()) break;
+    engine_->AdvanceTo(wall - opts_.lateness_ms, sink_);
+    for (size_t i = 0; i < n; ++i) {
+      EventBatch* b = buf[i];
+      ProcessBatch(*b, wall);
+      in_->Done(b->size);
+      pool_->Put(b, &free_tok);
+      // Reload happens between two events: here, between two batches.
+      if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
+    }
+    stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
+    if (wall >= next_checkpoint) {
+      Checkpoint(false);
+      next_checkpoint = wall + opts_.checkpoint_interval_ms;
+    }
+    if (n > 0) continue;
+
+    // Idle: sleep until the next timer is due in wall time, the next checkpoint, or max_idle_ms.
+    int64_t wake_ms = wall + std::max<int64_t>(1, opts_.max_idle_ms);
+    const int64_t next_timer = engine_->NextTimer();
+    if (next_timer != INT64_MAX && next_timer < INT64_MAX - opts_.lateness_ms) {
+      wake_ms = std::min(wake_ms, next_timer + opts_.lateness_ms);
+    }
+    wake_ms = std::min(wake_ms, next_checkpoint);
+    const int64_t sleep_ms = std::max<int64_t>(1, wake_ms - wall);
+    in_->waker().Sleep(sleep_ms * 1000, [this] {
+      return !in_->Empty() || stop_.load(std::memory_order_acquire) ||
+             swap_pending_.load(std::memory_order_acquire);
+    });
+  }
+  // Drained: final full checkpoint.
+  Checkpoint(true);
+  stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
+}
+
+}  // namespace vigie::daemon

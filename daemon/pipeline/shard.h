@@ -1,0 +1,155 @@
+#pragma once
+// ShardWorker: one thread that owns one rules engine (through ShardEngine) and the groups whose
+// keys hash to its shard. It drains its ShardQueue in bulk, feeds the engine wall-clock time and
+// events, pushes outputs to its OutputQueue (for the dispatcher) and hands checkpoint deltas to
+// the checkpointer.
+//
+// Clock (injected WallClock, so tests advance time by hand):
+// - before each round of batches and on each idle tick: engine.AdvanceTo(wall_now - lateness_ms)
+//   (timers fire at their own instants once the wall clock is `lateness_ms` past them);
+// - each event is processed at T = clamp(ev.ts_ms, engine.now(), wall_now): never ahead of the
+//   wall clock, never back in time. Events older than engine time are counted as late, events
+//   from the future as future.
+// - idle: sleeps until the next timer is due (in wall time) or at most max_idle_ms, woken early
+//   by new batches, Stop() and RequestSwap(). No busy spin.
+//
+// Ownership and threading: the worker owns its engine. Before Start() and after Stop() the
+// calling (control) thread may use Restore()/FinishRestore(); between them only the worker's
+// thread touches the engine, except VisitRules() (the scrape), which is serialized with rule
+// swaps by a mutex that the per-event path never takes. Counters are relaxed atomics written by
+// the worker only. RequestSwap/WaitSwapped/Stop/Wake come from the control thread.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "daemon/metrics/metrics.h"
+#include "daemon/pipeline/clock.h"
+#include "daemon/pipeline/queues.h"
+#include "daemon/pipeline/shard_engine.h"
+#include "rules/engine.h"
+
+namespace vigie::daemon {
+
+struct ShardOptions {
+  int index = 0;
+  // Timers fire once the wall clock is this far past their instant (slack for late events).
+  int64_t lateness_ms = 0;
+  // TakeDirty() -> checkpointer every this often (wall time); 0 = only the final checkpoint.
+  int64_t checkpoint_interval_ms = 1000;
+  // Longest idle sleep before re-reading the clock.
+  int64_t max_idle_ms = 10;
+  // Batches taken per dequeue.
+  size_t max_dequeue = 16;
+};
+
+// Hands a delta to the checkpointer; must not block (Checkpointer::Submit).
+using CheckpointFn = std::function<void(int shard, rules::StateDelta&& delta)>;
+
+// Latency buckets for vigie_event_latency_seconds: 10 us .. 10 s.
+std::vector<double> EventLatencyBounds();
+
+struct ShardStats {
+  std::atomic<uint64_t> processed{0};    // events processed (copies: per shard)
+  std::atomic<uint64_t> late{0};         // ts before engine time: processed at engine time
+  std::atomic<uint64_t> future{0};       // ts after the wall clock: processed at wall time
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> outputs{0};
+  std::atomic<uint64_t> checkpoints{0};  // deltas handed to the checkpointer
+  std::atomic<uint64_t> swaps{0};        // rule swaps applied
+  std::atomic<int64_t> groups{0};        // engine.group_count(), published after each round
+  Histogram latency{EventLatencyBounds()};  // ingest -> processed, seconds
+
+  static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+class ShardWorker {
+ public:
+  // Pointers outlive the worker. `dispatcher` is woken when outputs are queued.
+  ShardWorker(const ShardOptions& opts, std::unique_ptr<ShardEngine> engine, ShardQueue* in,
+              OutputQueue* out, Waker* dispatcher, BatchPool* pool, const WallClock* clock,
+              CheckpointFn checkpoint);
+  ~ShardWorker();  // Stop()s if running
+  ShardWorker(const ShardWorker&) = delete;
+  ShardWorker& operator=(const ShardWorker&) = delete;
+
+  // Before Start(), on the control thread. Restore returns false for entries that are not this
+  // shard's (or belong to unknown/changed rules). FinishRestore re-arms timers at the clock's
+  // now; timers that fell due fire (their outputs are queued: the dispatcher must be running).
+  bool Restore(std::string_view key, std::string_view value);
+  void FinishRestore();
+
+  void Start();
+  // Drains the queue completely (the router must be closed first), takes a full checkpoint
+  // (TakeAll) and joins. Idempotent.
+  void Stop();
+  // Wakes an idle worker (e.g. after a ManualClock moved).
+  void Wake() { in_->waker().Notify(); }
+
+  // Asks the worker to swap rules between two events. Returns a ticket for WaitSwapped. When the
+  // worker is not running the swap happens at once on the calling thread.
+  uint64_t RequestSwap(std::shared_ptr<const rules::RuleSet> rules);
+  // True once the swap `ticket` (and every earlier one) has been applied, false at the deadline.
+  bool WaitSwapped(uint64_t ticket, std::chrono::steady_clock::time_point deadline);
+
+  // Calls fn(rule_name, stats) for each rule loaded in this shard's engine (scrape thread).
+  void VisitRules(const std::function<void(const std::string&, const rules::RuleStats&)>& fn) const;
+
+  int index() const { return opts_.index; }
+  const ShardStats& stats() const { return stats_; }
+  int64_t queue_depth() const { return in_->depth(); }
+  int64_t output_depth() const { return out_->depth(); }
+
+ private:
+  class QueueSink final : public rules::OutputSink {
+   public:
+    QueueSink(ShardWorker* w) : w_(w), tok_(w->out_->queue()) {}
+    void Emit(rules::Output&& o) override;
+
+   private:
+    ShardWorker* w_;
+    moodycamel::ProducerToken tok_;
+  };
+
+  void Run();
+  void ProcessBatch(const EventBatch& b, int64_t wall_ms);
+  void ApplySwap();
+  void Checkpoint(bool full);
+
+  const ShardOptions opts_;
+  std::unique_ptr<ShardEngine> engine_;
+  ShardQueue* in_;
+  OutputQueue* out_;
+  Waker* dispatcher_;
+  BatchPool* pool_;
+  const WallClock* clock_;
+  CheckpointFn checkpoint_;
+  QueueSink sink_;
+  rules::StateDelta delta_;
+  ShardStats stats_;
+
+  std::thread thread_;
+  bool running_ = false;  // control thread only
+  std::atomic<bool> stop_{false};
+
+  // Rule swaps (control path only; the worker checks swap_pending_ between batches).
+  std::atomic<bool> swap_pending_{false};
+  std::mutex swap_mu_;
+  std::condition_variable swap_cv_;
+  std::shared_ptr<const rules::RuleSet> pending_rules_;
+  uint64_t swap_requested_ = 0;
+  uint64_t swap_applied_ = 0;
+
+  mutable std::mutex stats_mu_;  // engine->SwapRules vs VisitRules (scrape)
+};
+
+}  // namespace vigie::daemon
