@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+"""The vigie benchmark (what `make bench` runs through bench/run-bench.sh).
+
+1. The ceiling: vigie-load -> vigie-ceiling (receive + verify/parse + read kind and device, nothing
+   else), for FlatBuffers and JSON batches; with --full also vigie's own decoders (--mode codec).
+2. The daemon: `vigie run --config <temp config>` (temp state dir, loopback ports of its own, a
+   generated rule set from bench/rulegen) fed by vigie-load at the maximal rate. /metrics is read
+   during the load (after a warm-up) and after it: events processed per second in steady state,
+   events rejected, RSS, the ingest->processed latency histogram.
+3. Writes RESULTS.md (machine, commands, median/min/max over runs, ratio to the ceiling) and the
+   raw results (runs.csv, runs.jsonl) next to it.
+
+Everything binds 127.0.0.1, every step has a deadline, leftovers are killed, and the exit code is
+non-zero if anything failed. Standard library only.
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROCS = []  # every child still running, killed on the way out
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, **kw):
+    p = subprocess.Popen(cmd, **kw)
+    PROCS.append(p)
+    return p
+
+
+def finish(p, timeout, sig=None):
+    """Waits for p (sending sig first if given); kills it at the deadline. Returns its exit code."""
+    if sig is not None and p.poll() is None:
+        p.send_signal(sig)
+    try:
+        rc = p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log(f"pid {p.pid} ({os.path.basename(p.args[0])}) missed its {timeout}s deadline: killed")
+        p.kill()
+        p.wait()
+        rc = None
+    if p in PROCS:
+        PROCS.remove(p)
+    return rc
+
+
+def kill_leftovers():
+    for p in list(PROCS):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        PROCS.remove(p)
+
+
+def last_json_line(text):
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    return None
+
+
+# ---- Prometheus text --------------------------------------------------------------------------
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)')
+
+
+def scrape(url, timeout=3):
+    t = time.monotonic()
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        text = r.read().decode("utf-8", "replace")
+    sums, buckets = {}, {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(3) or "", m.group(4)
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        sums[name] = sums.get(name, 0.0) + v
+        if name == "vigie_event_latency_seconds_bucket":
+            le = re.search(r'le="([^"]*)"', labels)
+            if le:
+                key = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
+                buckets[key] = buckets.get(key, 0.0) + v
+    return {"t": t, "sums": sums, "buckets": buckets}
+
+
+def quantile(q, before, after):
+    """histogram_quantile over the increase of the latency buckets between two scrapes."""
+    les = sorted(after.keys())
+    delta = [(le, after[le] - before.get(le, 0.0)) for le in les]
+    if not delta or delta[-1][1] <= 0:
+        return None
+    total = delta[-1][1]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in delta:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            if c == prev_c:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+        prev_le, prev_c = le, c
+    return None
+
+
+# ---- the runs ---------------------------------------------------------------------------------
+
+def run_ceiling(b, fmt, mode, seconds):
+    port = free_port()
+    ep = f"tcp://127.0.0.1:{port}"
+    ceiling = start([b["ceiling"], "--endpoint", ep, "--mode", mode, "--duration", str(seconds),
+                     "--idle", "3"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.2)
+    load = start(b["load_cmd"](ep, fmt, seconds + 2) + ["--sent-ns"], stdout=subprocess.PIPE,
+                 stderr=subprocess.DEVNULL, text=True)
+    deadline = seconds + 60
+    try:
+        out, _ = ceiling.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        out = ""
+    rc = finish(ceiling, 1)
+    lout, _ = load.communicate(timeout=deadline) if load.poll() is None else (load.stdout.read(), None)
+    finish(load, 5)
+    res = last_json_line(out or "")
+    if rc != 0 or not res:
+        raise RuntimeError(f"vigie-ceiling ({fmt}, {mode}) failed (exit {rc})")
+    return {"eps": res["eps"], "events": res["events"], "seconds": res["seconds"],
+            "bad": res["bad"], "transport_p50_us": res["latency_p50_us"],
+            "transport_p99_us": res["latency_p99_us"],
+            "load_eps": (last_json_line(lout or "") or {}).get("eps")}
+
+
+def write_config(tmp, rules_file, ports):
+    path = os.path.join(tmp, "vigie.yaml")
+    with open(path, "w") as f:
+        f.write(f"""# written by bench/bench.py
+rules: {rules_file}
+state_dir: {os.path.join(tmp, 'state')}
+shards: 0
+checkpoint_interval: 1s
+timezone: Europe/Paris
+location: {{lat: 47.322, lon: 5.041}}
+max_message_bytes: 4194304
+sources:
+  - {{type: zmq, socket: pull, bind: "tcp://127.0.0.1:{ports[0]}"}}
+sinks:
+  commands: {{type: zmq, socket: pub, bind: "tcp://127.0.0.1:{ports[1]}", format: flatbuffers}}
+  alerts: {{type: zmq, socket: pub, bind: "tcp://127.0.0.1:{ports[2]}", format: json}}
+http: {{listen: "127.0.0.1:{ports[3]}"}}
+""")
+    return path
+
+
+def run_daemon(b, fmt, rules_file, seconds, keep_logs):
+    tmp = tempfile.mkdtemp(prefix="vigie-bench-")
+    ports = [free_port() for _ in range(4)]
+    cfg = write_config(tmp, rules_file, ports)
+    http = f"http://127.0.0.1:{ports[3]}"
+    logf = open(os.path.join(tmp, "vigie.log"), "w")
+    daemon = start([b["vigie"], "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
+                   cwd=tmp)
+    try:
+        # 1. ready, with a deadline (a big rule set takes a while to compile)
+        deadline = time.monotonic() + 120
+        while True:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"vigie exited with {daemon.returncode} during start-up "
+                                   f"(log {logf.name})")
+            try:
+                with urllib.request.urlopen(http + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vigie not ready after 120 s (log {logf.name})")
+            time.sleep(0.1)
+        base = scrape(http + "/metrics")
+        # 2. load at the maximal rate; measure the steady state between warm-up and the end
+        load = start(b["load_cmd"](f"tcp://127.0.0.1:{ports[0]}", fmt, seconds), stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, text=True)
+        t0 = time.monotonic()
+        warm = min(2.0, seconds * 0.25)
+        time.sleep(warm)
+        a = scrape(http + "/metrics")
+        time.sleep(max(0.5, seconds - warm - 0.5 - (time.monotonic() - t0 - warm)))
+        z = scrape(http + "/metrics")
+        lout, _ = load.communicate(timeout=seconds + 60)
+        lrc = finish(load, 5)
+        if lrc != 0:
+            raise RuntimeError(f"vigie-load exited with {lrc}")
+        loadres = last_json_line(lout) or {}
+        # 3. drain: wait until processed + rejected stop moving (deadline 30 s)
+        drained = z
+        stable_since = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            m = scrape(http + "/metrics")
+            moved = (m["sums"].get("vigie_events_processed_total", 0) +
+                     m["sums"].get("vigie_events_rejected_total", 0)) != \
+                    (drained["sums"].get("vigie_events_processed_total", 0) +
+                     drained["sums"].get("vigie_events_rejected_total", 0))
+            drained = m
+            if moved:
+                stable_since = time.monotonic()
+            elif time.monotonic() - stable_since >= 1.0:
+                break
+        # 4. clean stop
+        rc = finish(daemon, 60, signal.SIGTERM)
+        logf.close()
+        if rc != 0:
+            raise RuntimeError(f"vigie exited with {rc} on SIGTERM (log {logf.name})")
+        s = lambda snap, k: snap["sums"].get(k, 0.0)
+        dt = z["t"] - a["t"]
+        processed = s(z, "vigie_events_processed_total") - s(a, "vigie_events_processed_total")
+        if processed <= 0:
+            raise RuntimeError(f"vigie processed nothing (log {logf.name})")
+        p50 = quantile(0.5, a["buckets"], z["buckets"])
+        p99 = quantile(0.99, a["buckets"], z["buckets"])
+        res = {
+            "eps": processed / dt,
+            "load_eps": loadres.get("eps"),
+            "events_sent": loadres.get("events"),
+            "processed_total": s(drained, "vigie_events_processed_total") - s(base, "vigie_events_processed_total"),
+            "rejected_total": s(drained, "vigie_events_rejected_total") - s(base, "vigie_events_rejected_total"),
+            "rss_mib": s(z, "process_resident_memory_bytes") / 1048576.0,
+            "latency_p50_ms": p50 * 1000 if p50 is not None else None,
+            "latency_p99_ms": p99 * 1000 if p99 is not None else None,
+            "activations": s(drained, "vigie_rule_activations_total") - s(base, "vigie_rule_activations_total"),
+            "groups": s(drained, "vigie_state_groups"),
+        }
+        return res
+    finally:
+        if daemon.poll() is None:
+            finish(daemon, 30, signal.SIGTERM)
+        if not logf.closed:
+            logf.close()
+        if keep_logs:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+def machine():
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    mem = f"{int(line.split()[1]) / 1048576:.1f} GiB"
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+    except Exception:
+        commit = "?"
+    return {"nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
+            "commit": commit, "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def summarize(rows):
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["name"], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        ok = [r for r in rs if r.get("ok")]
+        eps = [r["eps"] for r in ok]
+
+        def med(key):
+            vals = [r[key] for r in ok if r.get(key) is not None]
+            return statistics.median(vals) if vals else None
+        out.append({"name": name, "kind": rs[0]["kind"], "format": rs[0]["format"], "runs": len(rs),
+                    "failed": len(rs) - len(ok),
+                    "median": statistics.median(eps) if eps else None,
+                    "min": min(eps) if eps else None, "max": max(eps) if eps else None,
+                    "p50": med("latency_p50_ms"), "p99": med("latency_p99_ms"),
+                    "tp50": med("transport_p50_us"), "tp99": med("transport_p99_us"),
+                    "rss": med("rss_mib"), "rejected": med("rejected_total"), "rules": rs[0].get("rules")})
+    return out
+
+
+def write_report(path, args, mach, rows, commands, elapsed):
+    summ = summarize(rows)
+    ceilings = {s["format"]: s["median"] for s in summ if s["name"].startswith("ceiling-raw")}
+    lines = [
+        "# vigie benchmark results",
+        "",
+        f"Written by `bench/run-bench.sh{' --quick' if args.quick else ''}` on {mach['date']} at commit "
+        f"`{mach['commit']}` in {elapsed:.0f} s. {'QUICK MODE (smoke test, short runs): indicative only.' if args.quick else ''}",
+        "",
+        "## Machine",
+        "",
+        f"- CPUs: {mach['nproc']} × {mach['cpu']}",
+        f"- Memory: {mach['memory']}",
+        f"- Kernel: Linux {mach['kernel']}",
+        "- Everything (generator, receiver, daemon) runs on this machine over TCP loopback: the",
+        "  generator takes a share of the CPUs the daemon would otherwise have.",
+        "",
+        "## Workload",
+        "",
+        f"- vigie-load: the city workload ({args.devices} devices, every event kind of config/rules, traffic",
+        f"  skewed to a few busy junctions), {args.buffers} distinct pre-built messages of {args.batch} events,",
+        "  cycled, sent at the maximal rate the receiver takes (blocking PUSH), events without `ts`",
+        "  (the daemon stamps its ingest time).",
+        "- Rules: generated by `bench/rulegen/rulegen.py N` (60 % stateless with `where`, 30 % windowed:",
+        "  sliding/tumbling/count, 10 % absence).",
+        f"- Each configuration runs {args.runs} time(s) for {args.seconds} s; the daemon's rate is measured",
+        "  from /metrics (`vigie_events_processed_total`) between a scrape after the warm-up and one at",
+        "  the end of the load.",
+        "",
+        "## Results (events/s)",
+        "",
+        "| configuration | runs | median | min | max | ratio to ceiling | latency p50 / p99 (ms) | RSS (MiB) | rejected |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in summ:
+        ratio = "–"
+        if s["kind"] == "daemon" and s["median"] and ceilings.get(s["format"]):
+            ratio = f"{s['median'] / ceilings[s['format']]:.2f}"
+        elif s["name"].startswith("ceiling-raw"):
+            ratio = "1.00"
+        elif s["kind"] == "ceiling" and s["median"] and ceilings.get(s["format"]):
+            ratio = f"{s['median'] / ceilings[s['format']]:.2f}"
+        if s["kind"] == "daemon":
+            lat = f"{fmt_num(s['p50'], 2)} / {fmt_num(s['p99'], 2)}"
+        else:
+            lat = (f"{fmt_num(s['tp50'] / 1000 if s['tp50'] and s['tp50'] > 0 else None, 2)} / "
+                   f"{fmt_num(s['tp99'] / 1000 if s['tp99'] and s['tp99'] > 0 else None, 2)} (send→recv)")
+        failed = f" ({s['failed']} failed)" if s["failed"] else ""
+        lines.append(f"| {s['name']} | {s['runs']}{failed} | {fmt_num(s['median'])} | {fmt_num(s['min'])} | "
+                     f"{fmt_num(s['max'])} | {ratio} | {lat} | {fmt_num(s['rss'], 1)} | "
+                     f"{fmt_num(s['rejected'])} |")
+    lines += [
+        "",
+        "- *ceiling-raw*: vigie-ceiling verifies (FlatBuffers) or parses (JSON, simdjson On Demand) each",
+        "  batch and reads every event's kind and device; *ceiling-codec*: vigie's own decoders",
+        "  (plugins/codec) building complete events. The ratio is to ceiling-raw of the same format.",
+        "- *daemon-…*: `vigie run` with N generated rules; latency is `vigie_event_latency_seconds`",
+        "  (ingest → processed, estimated from the histogram buckets over the measured interval).",
+        "- Failures, if any, are in the raw results (`error`).",
+        "",
+        "## Commands",
+        "",
+        "```",
+    ] + commands + ["```", "", f"Raw results: `{os.path.relpath(os.path.join(os.path.dirname(path), 'results'), ROOT) if not args.quick else os.path.relpath(os.path.dirname(path), ROOT)}` (runs.csv, runs.jsonl).", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return summ
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="CI smoke: one short run of each, under a minute")
+    ap.add_argument("--build-dir", default=os.environ.get("BUILD_DIR", "build"))
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--seconds", type=float)
+    ap.add_argument("--rules", help="comma-separated rule counts for the daemon runs")
+    ap.add_argument("--devices", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--buffers", type=int)
+    ap.add_argument("--out", help="RESULTS.md path (default bench/RESULTS.md; quick: bench/results/quick/RESULTS.md)")
+    ap.add_argument("--ceiling-only", action="store_true", help="skip the daemon runs")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the daemon's temp dirs and logs")
+    args = ap.parse_args()
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.seconds = args.seconds or (3 if args.quick else 10)
+    args.buffers = args.buffers or (256 if args.quick else 1024)
+    rule_counts = [int(x) for x in (args.rules or ("200" if args.quick else "10,200,1000,10000")).split(",")]
+    if args.out:
+        out = os.path.abspath(args.out)
+    elif args.quick:
+        out = os.path.join(ROOT, "bench", "results", "quick", "RESULTS.md")
+    else:
+        out = os.path.join(ROOT, "bench", "RESULTS.md")
+    raw_dir = os.path.dirname(out) if args.quick or args.out else os.path.join(ROOT, "bench", "results")
+    os.makedirs(raw_dir, exist_ok=True)
+
+    bdir = args.build_dir if os.path.isabs(args.build_dir) else os.path.join(ROOT, args.build_dir)
+    b = {"vigie": os.path.join(bdir, "daemon", "vigie"), "load": os.path.join(bdir, "bench", "vigie-load"),
+         "ceiling": os.path.join(bdir, "bench", "vigie-ceiling")}
+    need = ["load", "ceiling"] + ([] if args.ceiling_only else ["vigie"])
+    missing = [b[k] for k in need if not os.access(b[k], os.X_OK)]
+    if missing:
+        log(f"missing binaries: {', '.join(missing)} (build first, or --build-dir)")
+        return 2
+    b["load_cmd"] = lambda ep, fmt, secs: [b["load"], "--endpoint", ep, "--format", fmt, "--duration",
+                                          str(secs), "--devices", str(args.devices), "--batch",
+                                          str(args.batch), "--buffers", str(args.buffers)]
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+
+    mach = machine()
+    t_start = time.monotonic()
+    rows, commands, failures = [], [], 0
+    rules_dir = tempfile.mkdtemp(prefix="vigie-bench-rules-")
+    plan = []
+    ceiling_modes = ["raw"] if args.quick else ["raw", "codec"]
+    for fmt in ("flatbuffers", "json"):
+        for mode in ceiling_modes:
+            plan.append(("ceiling", fmt, mode, None))
+    if not args.ceiling_only:
+        for n in rule_counts:
+            plan.append(("daemon", "flatbuffers", None, n))
+        if 200 in rule_counts:
+            plan.append(("daemon", "json", None, 200))
+    try:
+        for kind, fmt, mode, n in plan:
+            short = "fb" if fmt == "flatbuffers" else "json"
+            name = f"ceiling-{mode}-{short}" if kind == "ceiling" else f"daemon-{short}-{n}-rules"
+            runs = args.runs if (kind == "ceiling" or n in (200,) or args.quick) else 1
+            rules_file = None
+            if kind == "daemon":
+                rules_file = os.path.join(rules_dir, f"rules-{n}.yaml")
+                if not os.path.exists(rules_file):
+                    with open(rules_file, "w") as f:
+                        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "rulegen", "rulegen.py"),
+                                        str(n)], stdout=f, check=True, timeout=120)
+                commands.append(f"bench/rulegen/rulegen.py {n} > rules-{n}.yaml")
+                commands.append(f"vigie run --config <tmp>/vigie.yaml   # rules: rules-{n}.yaml, state_dir: <tmp>/state")
+                commands.append(" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
+                                         for x in b["load_cmd"]("tcp://127.0.0.1:<port>", fmt, args.seconds)))
+            else:
+                commands.append(f"{os.path.relpath(b['ceiling'], ROOT)} --endpoint tcp://127.0.0.1:<port> "
+                                f"--mode {mode} --duration {args.seconds} --idle 3")
+                commands.append(" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
+                                         for x in b["load_cmd"]("tcp://127.0.0.1:<port>", fmt, args.seconds + 2))
+                                + " --sent-ns")
+            for i in range(runs):
+                log(f"{name} run {i + 1}/{runs}")
+                row = {"name": name, "kind": kind, "format": fmt, "mode": mode, "rules": n, "run": i + 1,
+                       "seconds": args.seconds}
+                try:
+                    if kind == "ceiling":
+                        row.update(run_ceiling(b, fmt, mode, args.seconds))
+                    else:
+                        row.update(run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs))
+                    row["ok"] = True
+                    log(f"  {row['eps']:,.0f} events/s")
+                except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
+                    row["ok"] = False
+                    row["error"] = str(e)
+                    failures += 1
+                    log(f"  FAILED: {e}")
+                    kill_leftovers()
+                rows.append(row)
+    except KeyboardInterrupt:
+        log("interrupted")
+        failures += 1
+    finally:
+        kill_leftovers()
+        shutil.rmtree(rules_dir, ignore_errors=True)
+
+    keys = ["name", "kind", "format", "mode", "rules", "run", "seconds", "ok", "eps", "load_eps",
+            "events_sent", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
+            "latency_p99_ms", "transport_p50_us", "transport_p99_us", "activations", "groups", "error"]
+    with open(os.path.join(raw_dir, "runs.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    with open(os.path.join(raw_dir, "runs.jsonl"), "w") as f:
+        for r in rows:
+            f.write(json.dumps({"machine": mach, **r}) + "\n")
+    summ = write_report(out, args, mach, rows, commands, time.monotonic() - t_start)
+    for s in summ:
+        log(f"{s['name']:28s} median {fmt_num(s['median']):>12s} events/s  (min {fmt_num(s['min'])}, "
+            f"max {fmt_num(s['max'])}, {s['runs']} runs, {s['failed']} failed)")
+    log(f"wrote {os.path.relpath(out, ROOT)} in {time.monotonic() - t_start:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
