@@ -33,9 +33,12 @@ for t in "${targets[@]}"; do
   echo "== $t: ${secs}s"
   mkdir -p "$work/$t"
   cp -r "$root/tests/fuzz/corpus/$t/." "$work/$t/" 2>/dev/null || true
-  if ! "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-      -max_len=65536 -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" -print_final_stats=1 \
-      -artifact_prefix="$crashes/$t-" "$work/$t" >"$work/$t.log" 2>&1; then
+  par=()
+  if [[ ${FUZZ_JOBS:-1} -gt 1 ]]; then par=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS"); fi
+  # Run from $work: with -jobs libFuzzer writes fuzz-N.log files into the current directory.
+  if ! (cd "$work" && "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 \
+      -rss_limit_mb=2048 -max_len=65536 "${par[@]}" -print_final_stats=1 \
+      -artifact_prefix="$crashes/$t-" "$work/$t" >"$work/$t.log" 2>&1); then
     tail -n 60 "$work/$t.log"
     echo "FAIL: $t (reproducer in $crashes/)" >&2
     status=1

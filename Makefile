@@ -1,0 +1,60 @@
+# vigie — the front door. Everything comes from Debian 12 packages (.ci/packages.txt).
+#   make deps    install missing packages (quiet when all are there)
+#   make build   configure + build into build/ (RelWithDebInfo, Ninja)
+#   make test    build, run every test (ctest), then `vigie test config/rules` once it exists
+#   make run     build, then the city demo (bench/run-city.sh)
+#   make bench   build, then the benchmarks (bench/run-bench.sh "$(ARGS)")
+#   make asan    ASan + UBSan build in build-asan/ and its tests
+#   make tsan    TSan build in build-tsan/ and its concurrency tests (all tests if none labelled)
+#   make fuzz    libFuzzer targets, 60 s each (tests/fuzz/run.sh)
+#   make clean   remove every build directory
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+ARGS ?=
+CMAKE_GEN := cmake -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build test run bench asan tsan fuzz clean
+
+all: build
+
+deps:
+	@.ci/deps
+
+build: deps
+	@$(CMAKE_GEN) -S . -B build >/dev/null
+	ninja -C build -j$(JOBS)
+
+test: build
+	ctest --test-dir build --output-on-failure -j2
+	@if [[ -x build/daemon/vigie ]] && build/daemon/vigie test --help >/dev/null 2>&1; then \
+	  echo "vigie test config/rules"; build/daemon/vigie test config/rules; \
+	else \
+	  echo "skipped: vigie test config/rules (the daemon or its test subcommand is not built yet)"; \
+	fi
+
+run: build
+	bench/run-city.sh
+
+bench: build
+	bench/run-bench.sh "$(ARGS)"
+
+asan: deps
+	@$(CMAKE_GEN) -S . -B build-asan -DVIGIE_SANITIZE=ON -DVIGIE_BUILD_BENCH=OFF >/dev/null
+	ninja -C build-asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -j2
+
+tsan: deps
+	@$(CMAKE_GEN) -S . -B build-tsan -DVIGIE_TSAN=ON -DVIGIE_BUILD_BENCH=OFF >/dev/null
+	ninja -C build-tsan -j$(JOBS)
+	@if ctest --test-dir build-tsan -N -L concurrency | grep -q 'Total Tests: [1-9]'; then \
+	  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2 -L concurrency; \
+	else \
+	  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j2; \
+	fi
+
+fuzz: deps
+	tests/fuzz/run.sh 60
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz
