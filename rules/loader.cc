@@ -538,7 +538,7 @@ struct Loader {
 
   bool ParseActions(const YAML::Node& n, const char* what, const Rule& rule,
                     std::vector<ActionSpec>* out) {
-    if (n.IsNull()) return true;
+    if (!n.IsDefined() || n.IsNull()) return true;
     if (!n.IsSequence()) {
       Error(n.Mark(), std::string(what) + " must be a list of actions");
       return false;
@@ -579,8 +579,11 @@ struct Loader {
         "name", "description", "on", "where", "group_by", "window", "let", "when",
         "for", "clear_when", "then", "otherwise", "absent_for", "resolution"};
     bool ok = true;
-    YAML::Node name_n, desc_n, on_n, where_n, group_n, window_n, let_n, when_n, for_n, clear_n,
-        then_n, otherwise_n, absent_n, res_n;
+    // Default-constructed yaml-cpp nodes are defined (null); start from Undefined ones.
+    const YAML::Node undef(YAML::NodeType::Undefined);
+    YAML::Node name_n(undef), desc_n(undef), on_n(undef), where_n(undef), group_n(undef),
+        window_n(undef), let_n(undef), when_n(undef), for_n(undef), clear_n(undef),
+        then_n(undef), otherwise_n(undef), absent_n(undef), res_n(undef);
     for (const auto& kv : n) {
       if (!kv.first.IsScalar()) {
         Error(kv.first.Mark(), "rule keys must be text");
@@ -603,7 +606,7 @@ struct Loader {
         Error(kv.first.Mark(), "duplicate key '" + k + "'");
         ok = false;
       }
-      *slot = kv.second;
+      slot->reset(kv.second);  // reset, not operator= (which would write through the node)
     }
     r->info.file = src->file;
     r->info.line = n.Mark().line + 1;
@@ -858,7 +861,7 @@ struct Loader {
           Error(kv.first.Mark(), "`resolution` given twice");
           ok = false;
         }
-        res = kv.second;
+        res.reset(kv.second);
       } else {
         Error(kv.first.Mark(), "unknown window kind '" + k + "' (expected sliding, tumbling, session or count)");
         ok = false;
@@ -940,10 +943,10 @@ std::shared_ptr<const RuleSet> CompileRules(const std::vector<RuleSource>& sourc
         L.Error(root.Mark(), "a rules file is a map with one key, `rules:`");
         continue;
       }
-      YAML::Node list;
+      YAML::Node list(YAML::NodeType::Undefined);
       for (const auto& kv : root) {
         std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "";
-        if (k == "rules") list = kv.second;
+        if (k == "rules") list.reset(kv.second);
         else L.Error(kv.first.Mark(), "unknown top-level key '" + k + "' (a rules file has one key, `rules:`)");
       }
       if (!list.IsDefined()) {
