@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <chrono>
 #include <cassert>
 #include <thread>
 
@@ -62,8 +63,9 @@ bool Router::Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, boo
     q->Unadmit(n);
   }
   // Full: wait for the shard to make room. This is the backpressure point.
+  if (!*waited) Inc(stats_.backpressure_waits, 1);
   *waited = true;
-  const int64_t t0 = clock_->SteadyNs();
+  const auto t0 = std::chrono::steady_clock::now();
   Backoff backoff;
   bool ok = false;
   for (;;) {
@@ -77,7 +79,10 @@ bool Router::Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, boo
     }
     backoff.Pause();
   }
-  const int64_t dt = clock_->SteadyNs() - t0;
+  // Real time spent waiting (not event time: a ManualClock would report none).
+  const int64_t dt = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - t0)
+                         .count();
   if (dt > 0) *blocked_ns += dt;
   return ok;
 }
@@ -151,7 +156,6 @@ bool Router::ConsumeImpl(std::vector<rules::Event>& events, moodycamel::Producer
   Inc(stats_.routed, routed);
   Inc(stats_.copied, copied);
   Inc(stats_.dropped_closed, dropped);
-  if (waited) Inc(stats_.backpressure_waits, 1);
   if (blocked_ns > 0) Inc(stats_.blocked_ns, static_cast<uint64_t>(blocked_ns));
   active_.fetch_sub(1, std::memory_order_seq_cst);
   return ok;

@@ -51,7 +51,7 @@ struct RouterStats {
   std::atomic<uint64_t> routed{0};             // event copies enqueued (one per shard)
   std::atomic<uint64_t> copied{0};             // extra copies for multi-shard events
   std::atomic<uint64_t> dropped_closed{0};     // offered after Close() began
-  std::atomic<uint64_t> backpressure_waits{0}; // enqueues that found a shard queue full
+  std::atomic<uint64_t> backpressure_waits{0}; // messages that had to wait for room
   std::atomic<uint64_t> blocked_ns{0};         // time spent waiting for room
 };
 
