@@ -1,0 +1,335 @@
+#include "daemon/state/store.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+namespace vigie::daemon {
+
+StateStore::~StateStore() = default;
+
+std::string PrefixSuccessor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty()) {
+    unsigned char c = static_cast<unsigned char>(s.back());
+    if (c != 0xFF) {
+      s.back() = static_cast<char>(c + 1);
+      return s;
+    }
+    s.pop_back();
+  }
+  return s;  // empty: no successor
+}
+
+static bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// ---------------------------------------------------------------- RocksDB
+
+namespace {
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+}  // namespace
+
+struct RocksStateStore::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::string dir;
+};
+
+RocksStateStore::RocksStateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RocksStateStore::~RocksStateStore() {
+  if (impl_ && impl_->db) {
+    impl_->db->Close().PermitUncheckedError();
+  }
+}
+
+std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
+                                                       std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    *error = "cannot create state directory '" + dir + "': " + ec.message();
+    return nullptr;
+  }
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  // A small box: few background threads, modest memtables and cache, few open files.
+  opts.IncreaseParallelism(2);
+  opts.max_background_jobs = 2;
+  opts.write_buffer_size = 16 << 20;
+  opts.max_write_buffer_number = 3;
+  opts.max_open_files = 512;
+  opts.keep_log_file_num = 3;
+  opts.max_log_file_size = 8 << 20;
+  opts.max_total_wal_size = 64 << 20;
+  opts.compression = rocksdb::kNoCompression;
+  for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions()) {
+    if (t == rocksdb::kLZ4Compression) opts.compression = t;
+  }
+  if (opts.compression == rocksdb::kNoCompression) {
+    for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions()) {
+      if (t == rocksdb::kSnappyCompression) opts.compression = t;
+    }
+  }
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(32 << 20);
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(opts, dir, &raw);
+  if (!s.ok()) {
+    *error = "cannot open state store in '" + dir + "': " + s.ToString();
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      *error += " (is another vigie running with the same state_dir?)";
+    }
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->db.reset(raw);
+  impl->dir = dir;
+  return std::unique_ptr<RocksStateStore>(new RocksStateStore(std::move(impl)));
+}
+
+bool RocksStateStore::Write(const rules::StateDelta& delta, std::string* error) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s;
+  for (const std::string& prefix : delta.delete_prefixes) {
+    std::string end = PrefixSuccessor(prefix);
+    if (!end.empty()) {
+      s = batch.DeleteRange(ToSlice(prefix), ToSlice(end));
+    } else {
+      // No successor (empty or all-0xFF prefix): delete key by key up to the end.
+      std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+      for (it->Seek(ToSlice(prefix)); it->Valid() && StartsWith(ToView(it->key()), prefix);
+           it->Next()) {
+        s = batch.Delete(it->key());
+        if (!s.ok()) break;
+      }
+      if (s.ok()) s = it->status();
+    }
+    if (!s.ok()) {
+      *error = "state write: " + s.ToString();
+      return false;
+    }
+  }
+  for (const std::string& k : delta.deletes) {
+    s = batch.Delete(ToSlice(k));
+    if (!s.ok()) break;
+  }
+  for (const auto& [k, v] : delta.puts) {
+    if (!s.ok()) break;
+    s = batch.Put(ToSlice(k), ToSlice(v));
+  }
+  if (s.ok()) s = impl_->db->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) {
+    *error = "state write: " + s.ToString();
+    return false;
+  }
+  return true;
+}
+
+bool RocksStateStore::Scan(std::string_view prefix,
+                           const std::function<bool(std::string_view, std::string_view)>& fn,
+                           std::string* error) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a scan is a recovery or admin pass, not a hot read
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    std::string_view k = ToView(it->key());
+    if (!StartsWith(k, prefix)) break;
+    if (!fn(k, ToView(it->value()))) break;
+  }
+  if (!it->status().ok()) {
+    *error = "state scan: " + it->status().ToString();
+    return false;
+  }
+  return true;
+}
+
+bool RocksStateStore::Get(std::string_view key, std::string* value, bool* found,
+                          std::string* error) {
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), ToSlice(key), value);
+  if (s.IsNotFound()) {
+    *found = false;
+    return true;
+  }
+  if (!s.ok()) {
+    *error = "state get: " + s.ToString();
+    return false;
+  }
+  *found = true;
+  return true;
+}
+
+bool RocksStateStore::Put(std::string_view key, std::string_view value, bool sync,
+                          std::string* error) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  rocksdb::Status s = impl_->db->Put(wo, ToSlice(key), ToSlice(value));
+  if (!s.ok()) {
+    *error = "state put: " + s.ToString();
+    return false;
+  }
+  return true;
+}
+
+uint64_t RocksStateStore::ApproximateBytes() const {
+  uint64_t live = 0, mem = 0;
+  impl_->db->GetIntProperty("rocksdb.estimate-live-data-size", &live);
+  impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return live + mem;
+}
+
+// ---------------------------------------------------------------- memory
+
+bool MemStateStore::Write(const rules::StateDelta& delta, std::string*) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& prefix : delta.delete_prefixes) {
+    auto it = data_.lower_bound(prefix);
+    while (it != data_.end() && StartsWith(it->first, prefix)) it = data_.erase(it);
+  }
+  for (const std::string& k : delta.deletes) {
+    auto it = data_.find(k);
+    if (it != data_.end()) data_.erase(it);
+  }
+  for (const auto& [k, v] : delta.puts) data_[k] = v;
+  return true;
+}
+
+bool MemStateStore::Scan(std::string_view prefix,
+                         const std::function<bool(std::string_view, std::string_view)>& fn,
+                         std::string*) {
+  // Copy first so fn may call back into the store.
+  std::vector<std::pair<std::string, std::string>> items;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = data_.lower_bound(prefix); it != data_.end() && StartsWith(it->first, prefix);
+         ++it) {
+      items.emplace_back(it->first, it->second);
+    }
+  }
+  for (const auto& [k, v] : items) {
+    if (!fn(k, v)) break;
+  }
+  return true;
+}
+
+bool MemStateStore::Get(std::string_view key, std::string* value, bool* found, std::string*) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = data_.find(key);
+  *found = it != data_.end();
+  if (*found) *value = it->second;
+  return true;
+}
+
+bool MemStateStore::Put(std::string_view key, std::string_view value, bool, std::string*) {
+  std::lock_guard<std::mutex> lock(mu_);
+  data_[std::string(key)] = std::string(value);
+  return true;
+}
+
+uint64_t MemStateStore::ApproximateBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [k, v] : data_) n += k.size() + v.size();
+  return n;
+}
+
+size_t MemStateStore::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return data_.size();
+}
+
+std::string MemStateStore::Dump() const {
+  static const char kHex[] = "0123456789abcdef";
+  auto append = [](std::string* out, std::string_view s) {
+    for (unsigned char c : s) {
+      if (c >= 0x20 && c < 0x7F && c != '\\') {
+        *out += static_cast<char>(c);
+      } else {
+        *out += "\\x";
+        *out += kHex[c >> 4];
+        *out += kHex[c & 15];
+      }
+    }
+  };
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const auto& [k, v] : data_) {
+    append(&out, k);
+    out += '=';
+    append(&out, v);
+    out += '\n';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- faults
+
+namespace {
+void Delay(const std::atomic<int>& ms) {
+  int d = ms.load();
+  if (d > 0) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+}
+}  // namespace
+
+bool FaultyStateStore::Write(const rules::StateDelta& delta, std::string* error) {
+  write_calls.fetch_add(1);
+  Delay(write_delay_ms);
+  if (fail_writes.load()) {
+    failed_writes.fetch_add(1);
+    *error = "injected write failure";
+    return false;
+  }
+  bool ok = inner_->Write(delta, error);
+  if (!ok) failed_writes.fetch_add(1);
+  return ok;
+}
+
+bool FaultyStateStore::Put(std::string_view key, std::string_view value, bool sync,
+                           std::string* error) {
+  put_calls.fetch_add(1);
+  Delay(write_delay_ms);
+  if (fail_writes.load()) {
+    failed_writes.fetch_add(1);
+    *error = "injected write failure";
+    return false;
+  }
+  bool ok = inner_->Put(key, value, sync, error);
+  if (!ok) failed_writes.fetch_add(1);
+  return ok;
+}
+
+bool FaultyStateStore::Scan(std::string_view prefix,
+                            const std::function<bool(std::string_view, std::string_view)>& fn,
+                            std::string* error) {
+  scan_calls.fetch_add(1);
+  if (fail_reads.load()) {
+    *error = "injected read failure";
+    return false;
+  }
+  return inner_->Scan(prefix, fn, error);
+}
+
+bool FaultyStateStore::Get(std::string_view key, std::string* value, bool* found,
+                           std::string* error) {
+  get_calls.fetch_add(1);
+  if (fail_reads.load()) {
+    *error = "injected read failure";
+    return false;
+  }
+  return inner_->Get(key, value, found, error);
+}
+
+}  // namespace vigie::daemon

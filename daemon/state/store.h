@@ -1,0 +1,113 @@
+#pragma once
+// StateStore: where durable engine state and daemon metadata live (INTERFACES.md "State").
+// Keys and values are opaque bytes. Key spaces: "g/..." engine groups (rules::Engine),
+// "m/..." daemon metadata (seq allocator).
+//
+// Implementations (storage behind an interface, as leveldb's Env):
+//   RocksStateStore  RocksDB in a directory: the daemon's store.
+//   MemStateStore    std::map: unit tests.
+//   FaultyStateStore wraps another store and injects failures and delays: tests.
+// All three are thread-safe (any method from any thread).
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "rules/engine.h"
+
+namespace vigie::daemon {
+
+class StateStore {
+ public:
+  virtual ~StateStore();
+  // Applies the delta atomically (one batch), in this order: delete_prefixes, then deletes,
+  // then puts — so a delta may clear a rule's prefix and write its fresh state. Not synced to
+  // disk (the WAL survives kill -9, not a power loss).
+  virtual bool Write(const rules::StateDelta& delta, std::string* error) = 0;
+  // Calls fn for every key starting with `prefix`, in key order, until fn returns false.
+  virtual bool Scan(std::string_view prefix,
+                    const std::function<bool(std::string_view key, std::string_view value)>& fn,
+                    std::string* error) = 0;
+  virtual bool Get(std::string_view key, std::string* value, bool* found, std::string* error) = 0;
+  // One key; sync=true waits until it is on disk (fsync of the WAL).
+  virtual bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) = 0;
+  // Approximate size of the stored data (vigie_state_bytes); 0 if unknown.
+  virtual uint64_t ApproximateBytes() const { return 0; }
+};
+
+// The first key after every key that starts with `prefix` ("" if there is none: prefix is all
+// 0xFF bytes or empty).
+std::string PrefixSuccessor(std::string_view prefix);
+
+class RocksStateStore final : public StateStore {
+ public:
+  // Opens (creating if needed) the database in `dir` (created too, with its parents). Fails
+  // with a clear message, e.g. when another process holds the lock.
+  static std::unique_ptr<RocksStateStore> Open(const std::string& dir, std::string* error);
+  ~RocksStateStore() override;
+
+  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool Scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn,
+            std::string* error) override;
+  bool Get(std::string_view key, std::string* value, bool* found, std::string* error) override;
+  bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) override;
+  uint64_t ApproximateBytes() const override;
+
+ private:
+  struct Impl;
+  explicit RocksStateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class MemStateStore final : public StateStore {
+ public:
+  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool Scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn,
+            std::string* error) override;
+  bool Get(std::string_view key, std::string* value, bool* found, std::string* error) override;
+  bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) override;
+  uint64_t ApproximateBytes() const override;
+
+  // "key=value\n" for every entry in key order (non-printable bytes as \xNN): tests compare it.
+  std::string Dump() const;
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string, std::less<>> data_;
+};
+
+// Wraps `inner` (not owned; must outlive this). Switches may be flipped from any thread.
+class FaultyStateStore final : public StateStore {
+ public:
+  explicit FaultyStateStore(StateStore* inner) : inner_(inner) {}
+
+  std::atomic<bool> fail_writes{false};   // Write and Put return "injected write failure"
+  std::atomic<bool> fail_reads{false};    // Get and Scan return "injected read failure"
+  std::atomic<int> write_delay_ms{0};     // Write and Put sleep this long first
+
+  std::atomic<uint64_t> write_calls{0};   // every call, failed or not
+  std::atomic<uint64_t> put_calls{0};
+  std::atomic<uint64_t> failed_writes{0}; // Write + Put that returned false
+  std::atomic<uint64_t> get_calls{0};
+  std::atomic<uint64_t> scan_calls{0};
+
+  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool Scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn,
+            std::string* error) override;
+  bool Get(std::string_view key, std::string* value, bool* found, std::string* error) override;
+  bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) override;
+  uint64_t ApproximateBytes() const override { return inner_->ApproximateBytes(); }
+
+ private:
+  StateStore* inner_;
+};
+
+}  // namespace vigie::daemon
