@@ -94,7 +94,7 @@ def last_json_line(text):
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)')
 
 
-def scrape(url, timeout=3):
+def scrape(url, timeout=10):
     t = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as r:
         text = r.read().decode("utf-8", "replace")
@@ -155,7 +155,12 @@ def run_ceiling(b, fmt, mode, seconds):
     except subprocess.TimeoutExpired:
         out = ""
     rc = finish(ceiling, 1)
-    lout, _ = load.communicate(timeout=deadline) if load.poll() is None else (load.stdout.read(), None)
+    if load.poll() is None:
+        load.send_signal(signal.SIGTERM)  # the ceiling has measured enough; the load stops cleanly
+    try:
+        lout, _ = load.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        lout = ""
     finish(load, 5)
     res = last_json_line(out or "")
     if rc != 0 or not res:
@@ -187,7 +192,7 @@ http: {{listen: "127.0.0.1:{ports[3]}"}}
     return path
 
 
-def run_daemon(b, fmt, rules_file, seconds, keep_logs):
+def run_daemon(b, fmt, rules_file, seconds, keep_logs, drain_deadline=120, stop_deadline=180):
     tmp = tempfile.mkdtemp(prefix="vigie-bench-")
     ports = [free_port() for _ in range(4)]
     cfg = write_config(tmp, rules_file, ports)
@@ -226,36 +231,51 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs):
         if lrc != 0:
             raise RuntimeError(f"vigie-load exited with {lrc}")
         loadres = last_json_line(lout) or {}
-        # 3. drain: wait until processed + rejected stop moving (deadline 30 s)
+        # 3. drain: wait until the shard queues are empty and the counters stop moving
+        t_drain = time.monotonic()
         drained = z
         stable_since = time.monotonic()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + drain_deadline
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            m = scrape(http + "/metrics")
-            moved = (m["sums"].get("vigie_events_processed_total", 0) +
-                     m["sums"].get("vigie_events_rejected_total", 0)) != \
-                    (drained["sums"].get("vigie_events_processed_total", 0) +
-                     drained["sums"].get("vigie_events_rejected_total", 0))
+            try:
+                m = scrape(http + "/metrics")
+            except Exception:  # a busy daemon may answer late: try again
+                continue
+            total = lambda snap: (snap["sums"].get("vigie_events_processed_total", 0) +
+                                  snap["sums"].get("vigie_events_rejected_total", 0))
+            moved = total(m) != total(drained)
             drained = m
-            if moved:
+            if moved or m["sums"].get("vigie_queue_depth", 0) > 0:
                 stable_since = time.monotonic()
             elif time.monotonic() - stable_since >= 1.0:
                 break
-        # 4. clean stop
-        rc = finish(daemon, 60, signal.SIGTERM)
+        drain_s = time.monotonic() - t_drain
+        # 4. clean stop: SIGTERM drains and checkpoints; it must exit 0
+        t_stop = time.monotonic()
+        rc = finish(daemon, stop_deadline, signal.SIGTERM)
+        stop_s = time.monotonic() - t_stop
         logf.close()
+        if rc is None:
+            raise RuntimeError(f"vigie did not exit within {stop_deadline} s of SIGTERM (log {logf.name})")
         if rc != 0:
             raise RuntimeError(f"vigie exited with {rc} on SIGTERM (log {logf.name})")
         s = lambda snap, k: snap["sums"].get(k, 0.0)
         dt = z["t"] - a["t"]
+        # Events in = vigie_events_received_total (valid events decoded by the source). In steady
+        # state under back-pressure it is also the rate at which events are fully processed (the
+        # queues are bounded). vigie_events_processed_total counts one per shard that needed an
+        # event, so it is reported apart (processed_copies_eps).
+        received = s(z, "vigie_events_received_total") - s(a, "vigie_events_received_total")
         processed = s(z, "vigie_events_processed_total") - s(a, "vigie_events_processed_total")
-        if processed <= 0:
+        if received <= 0 or processed <= 0:
             raise RuntimeError(f"vigie processed nothing (log {logf.name})")
         p50 = quantile(0.5, a["buckets"], z["buckets"])
         p99 = quantile(0.99, a["buckets"], z["buckets"])
         res = {
-            "eps": processed / dt,
+            "eps": received / dt,
+            "processed_copies_eps": processed / dt,
+            "queue_depth_end": s(z, "vigie_queue_depth"),
             "load_eps": loadres.get("eps"),
             "events_sent": loadres.get("events"),
             "processed_total": s(drained, "vigie_events_processed_total") - s(base, "vigie_events_processed_total"),
@@ -265,11 +285,13 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs):
             "latency_p99_ms": p99 * 1000 if p99 is not None else None,
             "activations": s(drained, "vigie_rule_activations_total") - s(base, "vigie_rule_activations_total"),
             "groups": s(drained, "vigie_state_groups"),
+            "drain_s": drain_s,
+            "stop_s": stop_s,
         }
         return res
     finally:
         if daemon.poll() is None:
-            finish(daemon, 30, signal.SIGTERM)
+            finish(daemon, stop_deadline, signal.SIGTERM)
         if not logf.closed:
             logf.close()
         if keep_logs:
@@ -361,8 +383,9 @@ def write_report(path, args, mach, rows, commands, elapsed):
         "- Rules: generated by `bench/rulegen/rulegen.py N` (60 % stateless with `where`, 30 % windowed:",
         "  sliding/tumbling/count, 10 % absence).",
         f"- Each configuration runs {args.runs} time(s) for {args.seconds} s; the daemon's rate is measured",
-        "  from /metrics (`vigie_events_processed_total`) between a scrape after the warm-up and one at",
-        "  the end of the load.",
+        "  from /metrics between a scrape after the warm-up and one at",
+        "  the end of the load: events/s is the rate of `vigie_events_received_total` (valid events in;",
+        "  under back-pressure with bounded queues, also the rate at which they are fully processed).",
         "",
         "## Results (events/s)",
         "",
@@ -391,7 +414,9 @@ def write_report(path, args, mach, rows, commands, elapsed):
         "- *ceiling-raw*: vigie-ceiling verifies (FlatBuffers) or parses (JSON, simdjson On Demand) each",
         "  batch and reads every event's kind and device; *ceiling-codec*: vigie's own decoders",
         "  (plugins/codec) building complete events. The ratio is to ceiling-raw of the same format.",
-        "- *daemon-…*: `vigie run` with N generated rules; latency is `vigie_event_latency_seconds`",
+        "- *daemon-…*: `vigie run` with N generated rules (`vigie_events_processed_total`, which counts",
+        "  one per shard that needed an event, is in the raw results as processed_copies_eps);",
+        "  latency is `vigie_event_latency_seconds`",
         "  (ingest → processed, estimated from the histogram buckets over the measured interval).",
         "- Failures, if any, are in the raw results (`error`).",
         "",
@@ -411,16 +436,18 @@ def main():
     ap.add_argument("--runs", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--rules", help="comma-separated rule counts for the daemon runs")
-    ap.add_argument("--devices", type=int, default=100000)
+    ap.add_argument("--devices", type=int, help="devices of the city workload (default 100000; quick 20000)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--buffers", type=int)
     ap.add_argument("--out", help="RESULTS.md path (default bench/RESULTS.md; quick: bench/results/quick/RESULTS.md)")
+    ap.add_argument("--rules-dir", help="take rules-N.yaml from this directory instead of generating them")
     ap.add_argument("--ceiling-only", action="store_true", help="skip the daemon runs")
     ap.add_argument("--keep-logs", action="store_true", help="keep the daemon's temp dirs and logs")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)
     args.seconds = args.seconds or (3 if args.quick else 10)
-    args.buffers = args.buffers or (256 if args.quick else 1024)
+    args.buffers = args.buffers or (128 if args.quick else 1024)
+    args.devices = args.devices or (20000 if args.quick else 100000)
     rule_counts = [int(x) for x in (args.rules or ("200" if args.quick else "10,200,1000,10000")).split(",")]
     if args.out:
         out = os.path.abspath(args.out)
@@ -459,7 +486,7 @@ def main():
     if not args.ceiling_only:
         for n in rule_counts:
             plan.append(("daemon", "flatbuffers", None, n))
-        if 200 in rule_counts:
+        if 200 in rule_counts and not args.quick:
             plan.append(("daemon", "json", None, 200))
     try:
         for kind, fmt, mode, n in plan:
@@ -468,8 +495,13 @@ def main():
             runs = args.runs if (kind == "ceiling" or n in (200,) or args.quick) else 1
             rules_file = None
             if kind == "daemon":
-                rules_file = os.path.join(rules_dir, f"rules-{n}.yaml")
-                if not os.path.exists(rules_file):
+                rules_file = os.path.join(args.rules_dir or rules_dir, f"rules-{n}.yaml")
+                if args.rules_dir:
+                    rules_file = os.path.abspath(rules_file)
+                    if not os.path.exists(rules_file):
+                        log(f"missing {rules_file}")
+                        return 2
+                elif not os.path.exists(rules_file):
                     with open(rules_file, "w") as f:
                         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "rulegen", "rulegen.py"),
                                         str(n)], stdout=f, check=True, timeout=120)
@@ -491,7 +523,9 @@ def main():
                     if kind == "ceiling":
                         row.update(run_ceiling(b, fmt, mode, args.seconds))
                     else:
-                        row.update(run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs))
+                        row.update(run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs,
+                                              drain_deadline=60 if args.quick else 120,
+                                              stop_deadline=90 if args.quick else 180))
                     row["ok"] = True
                     log(f"  {row['eps']:,.0f} events/s")
                 except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
@@ -509,8 +543,8 @@ def main():
         shutil.rmtree(rules_dir, ignore_errors=True)
 
     keys = ["name", "kind", "format", "mode", "rules", "run", "seconds", "ok", "eps", "load_eps",
-            "events_sent", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
-            "latency_p99_ms", "transport_p50_us", "transport_p99_us", "activations", "groups", "error"]
+            "events_sent", "processed_copies_eps", "queue_depth_end", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
+            "latency_p99_ms", "transport_p50_us", "transport_p99_us", "activations", "groups", "drain_s", "stop_s", "error"]
     with open(os.path.join(raw_dir, "runs.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()

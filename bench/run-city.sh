@@ -7,6 +7,7 @@
 #   DURATION=30 bench/run-city.sh     # stop by itself after 30 s (smoke tests)
 #   BUILD_DIR=build-foo bench/run-city.sh
 #   SIM_ARGS="--rate 5000 --format flatbuffers" bench/run-city.sh
+#   CONFIG=my.yaml bench/run-city.sh  # vigie run --config my.yaml (HTTP=host:port if it moves /metrics)
 #
 # Everything binds/connects to 127.0.0.1 only (ports of config/vigie.yaml: 7001 events in, 7002
 # commands, 7003 alerts, 9464 HTTP).
@@ -18,6 +19,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 SIM_ARGS=${SIM_ARGS:-}
 WATCH_ARGS=${WATCH_ARGS:-}
 HTTP=${HTTP:-127.0.0.1:9464}
+CONFIG=${CONFIG:-}
 
 VIGIE=$BUILD_DIR/daemon/vigie
 SIM=$BUILD_DIR/bench/vigie-sim
@@ -51,8 +53,8 @@ trap 'stop_all' EXIT
 
 mkdir -p "$BUILD_DIR/run"
 LOG=$BUILD_DIR/run/vigie.log
-echo "run-city: starting $VIGIE run (log: $LOG)"
-"$VIGIE" run >"$LOG" 2>&1 &
+echo "run-city: starting $VIGIE run ${CONFIG:+--config $CONFIG }(log: $LOG)"
+"$VIGIE" run ${CONFIG:+--config "$CONFIG"} >"$LOG" 2>&1 &
 pids+=($!)
 
 # Wait for /readyz (rules loaded, state recovered), with a deadline.

@@ -168,10 +168,14 @@ int main(int argc, char** argv) {
       if (!up) {
         screen += "  daemon not answering on /metrics (yet)\n";
       } else {
+        // received: events in (decoded, valid); processed counts one per shard that needed the
+        // event (so it can exceed received when rules group by different fields).
         std::snprintf(buf, sizeof buf,
-                      "  events/s %9.0f   processed %.0f   rejected %.0f   activations/s %6.0f\n",
-                      rate("vigie_events_processed_total"), m["vigie_events_processed_total"],
-                      m["vigie_events_rejected_total"], rate("vigie_rule_activations_total"));
+                      "  events/s in %9.0f   processed/s %9.0f   received %.0f   rejected %.0f   "
+                      "activations/s %6.0f\n",
+                      rate("vigie_events_received_total"), rate("vigie_events_processed_total"),
+                      m["vigie_events_received_total"], m["vigie_events_rejected_total"],
+                      rate("vigie_rule_activations_total"));
         screen += buf;
         std::snprintf(buf, sizeof buf,
                       "  commands/s %5.0f (total %.0f sent)   alerts/s %5.0f (total %.0f sent)   "
