@@ -78,7 +78,22 @@ void OutputDispatcher::Stop() {
 }
 
 void OutputDispatcher::Dispatch(rules::Output& o) {
-  o.seq = next_seq_ ? next_seq_() : ++local_seq_;
+  if (next_seq_) {
+    o.seq = next_seq_();
+    Backoff backoff;
+    int failures_while_stopping = 0;
+    while (o.seq == 0) {
+      Add(stats_.seq_failures);
+      if (stop_.load(std::memory_order_acquire) && ++failures_while_stopping > 200) {
+        Add(stats_.dropped);
+        return;
+      }
+      backoff.Pause();
+      o.seq = next_seq_();
+    }
+  } else {
+    o.seq = ++local_seq_;
+  }
   if (observer_) observer_(o);
   if (o.type == rules::OutputType::kCommand) {
     if (commands_) {

@@ -36,6 +36,8 @@ struct DispatchStats {
   // [severity][state]: severity info|warning|critical|other, state firing|resolved|other
   std::atomic<uint64_t> alerts[4][3]{};
   std::atomic<uint64_t> unsent{0};  // no sink configured for the output's type
+  std::atomic<uint64_t> seq_failures{0};  // next_seq returned 0 (store write failed): retried
+  std::atomic<uint64_t> dropped{0};  // still no seq after retrying during Stop(): not sent
   Histogram latency;  // ingest of the triggering event -> handed to the sink, seconds
 
   DispatchStats();
@@ -45,7 +47,11 @@ struct DispatchStats {
 
 class OutputDispatcher {
  public:
-  using SeqFn = std::function<uint64_t()>;           // next seq (dispatcher thread only)
+  // Next seq (dispatcher thread only). 0 means "none available now" (SeqAllocator could not
+  // persist its reservation): the output is held and the call retried with backoff, so outputs
+  // wait rather than go out without a durable seq; during Stop() it gives up after 200 tries and
+  // counts the output as dropped.
+  using SeqFn = std::function<uint64_t()>;
   using Observer = std::function<void(const rules::Output&)>;
 
   // One OutputQueue per shard is created here. Sinks may be null (outputs of that type are only

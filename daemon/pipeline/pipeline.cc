@@ -1,6 +1,7 @@
 #include "daemon/pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cassert>
 #include <map>
 
 #include "daemon/pipeline/rules_adapter.h"
@@ -69,6 +70,7 @@ std::map<std::string, RuleSums, std::less<>> SumRules(
 Pipeline::Pipeline(const PipelineOptions& opts, PipelineDeps deps,
                    std::shared_ptr<const rules::RuleSet> rules)
     : opts_(opts), deps_(std::move(deps)), rules_(rules) {
+  assert(deps_.clock != nullptr);
   const int n = std::clamp(opts_.shards, 1, kMaxShards);
   if (!deps_.engine_factory) {
     rules::EngineOptions eo;
@@ -319,6 +321,12 @@ void Pipeline::Collect(MetricsWriter& w) const {
   }
   w.Counter("vigie_outputs_unsent_total", "Outputs with no sink configured for their type.", {},
             static_cast<double>(Load(ds.unsent)));
+  w.Counter("vigie_seq_failures_total",
+            "Times no durable seq could be allocated (the output waited and was retried).", {},
+            static_cast<double>(Load(ds.seq_failures)));
+  w.Counter("vigie_outputs_dropped_total",
+            "Outputs not sent: no seq could be allocated before shutdown ended.", {},
+            static_cast<double>(Load(ds.dropped)));
   w.Histogram("vigie_output_latency_seconds",
               "From ingest of the triggering event to hand-off to the sink.", {},
               ds.latency.Snapshot());

@@ -478,6 +478,25 @@ TEST_CASE("pipeline: outputs of all shards get consecutive seq", "[pipeline][con
   CHECK(f.pipeline->dispatcher().stats().unsent.load() == kEvents);  // no sink configured
 }
 
+TEST_CASE("pipeline: an output waits for a seq while the allocator fails, none is skipped",
+          "[pipeline][concurrency]") {
+  uint64_t calls = 0, next = 1;  // dispatcher thread only
+  Fixture f(Opts(1), 1000000, [&] { return ++calls <= 3 ? uint64_t{0} : next++; });
+  f.pipeline->Start();
+  std::vector<Event> msg;
+  for (int i = 0; i < 5; ++i) msg.push_back(MakeEvent(1000000, "d" + std::to_string(i), 1, {{"emit", 1}}));
+  REQUIRE(f.pipeline->consumer()->Consume(msg));
+  f.pipeline->Stop();
+  const auto outs = f.outputs.Copy();
+  REQUIRE(outs.size() == 5);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    CHECK(outs[i].seq == i + 1);
+    CHECK(outs[i].key == "d" + std::to_string(i));
+  }
+  CHECK(f.pipeline->dispatcher().stats().seq_failures.load() == 3);
+  CHECK(f.pipeline->dispatcher().stats().dropped.load() == 0);
+}
+
 TEST_CASE("pipeline: restore feeds each shard its entries; checkpoints periodic and final",
           "[pipeline][concurrency]") {
   PipelineOptions o = Opts(2);
