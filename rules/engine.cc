@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <queue>
 #include <unordered_map>
 
@@ -612,10 +613,20 @@ struct Engine::Impl {
 
   // ---- durable state -------------------------------------------------------------------------
 
-  void StateKey(const Group* g, std::string* k) const {
+  // "g/" <rule name> NUL <fingerprint, 16 hex> NUL <group key>. The fingerprint in the key makes
+  // the prefix deletes of a changed or removed rule (one per shard, written by each shard in its
+  // own batch, in any order) unable to touch the state the new definition writes.
+  static void RulePrefix(const Rule& r, std::string* k) {
     k->assign(Engine::StatePrefix());
-    k->append(rs->rules[g->rule].info.name);
+    k->append(r.info.name);
     k->push_back('\0');
+    char fp[17];
+    std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(r.info.fingerprint));
+    k->append(fp, 16);
+    k->push_back('\0');
+  }
+  void StateKey(const Group* g, std::string* k) const {
+    RulePrefix(rs->rules[g->rule], k);
     k->append(g->key);
   }
 
@@ -772,9 +783,8 @@ struct Engine::Impl {
     // Groups of removed or changed rules go, on disk too.
     for (uint32_t oi = 0; oi < rs->rules.size(); ++oi) {
       if (kept[oi]) continue;
-      std::string prefix(Engine::StatePrefix());
-      prefix += rs->rules[oi].info.name;
-      prefix.push_back('\0');
+      std::string prefix;
+      RulePrefix(rs->rules[oi], &prefix);
       pending_prefix_deletes.push_back(std::move(prefix));
       for (auto& [k, g] : rt[oi].groups) {
         g->zombie = true;
@@ -864,7 +874,12 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   size_t nul = rest.find('\0');
   if (nul == std::string_view::npos) return false;
   std::string_view name = rest.substr(0, nul);
-  std::string gkey(rest.substr(nul + 1));
+  rest = rest.substr(nul + 1);
+  if (rest.size() < 17 || rest[16] != '\0') {
+    m.pending_deletes.emplace_back(key);  // not a key this version writes
+    return false;
+  }
+  std::string gkey(rest.substr(17));
   if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
   int idx = m.rs->FindRule(name);
   auto g = std::make_unique<Group>();
