@@ -353,7 +353,18 @@ int Daemon::Run(const std::string& config_path) {
   deps.alerts = alerts_.get();
   Checkpointer* cp = checkpointer_.get();
   deps.checkpoint = [cp](int shard, rules::StateDelta&& d) { cp->Submit(shard, std::move(d)); };
-  deps.next_seq = [this] { return seq_.Next(); };
+  // seq must never repeat, so an output waits until its seq is durably reserved: during a store
+  // outage outputs queue up (backpressure) instead of going out with a seq a crash could reuse.
+  deps.next_seq = [this] {
+    for (int attempt = 0;; ++attempt) {
+      uint64_t s = seq_.Next();
+      if (s != 0) return s;
+      if (attempt % 50 == 0)
+        log_->Logf(LogLevel::kError, kComponent, "cannot reserve output seq numbers: %s (retrying)",
+                   seq_.last_error().c_str());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  };
   pipeline_ = std::make_unique<Pipeline>(po, std::move(deps), rs);
   auto t0 = std::chrono::steady_clock::now();
   if (!pipeline_->Restore(*store_, &err)) {
