@@ -190,6 +190,21 @@ struct Loader {
     return e;
   }
 
+  // A template problem at byte `offset` of the scalar's text, placed like an expression error.
+  void TemplateError(const YAML::Node& n, const std::string& text, size_t offset, std::string msg) {
+    Diag d;
+    d.message = std::move(msg);
+    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++d.line;
+        d.col = 1;
+      } else {
+        ++d.col;
+      }
+    }
+    ExprError(n, d);
+  }
+
   // Parses a template; names are resolved against the rule.
   bool ParseTemplate(const YAML::Node& n, const std::string& text, const Rule& rule,
                      Template* out) {
@@ -213,7 +228,7 @@ struct Loader {
         }
         size_t close = text.find('}', i + 1);
         if (close == std::string::npos) {
-          Error(n.Mark(), "unclosed '{' in template \"" + text + "\" (write '{{' for a literal brace)");
+          TemplateError(n, text, i, "unclosed '{' in template \"" + text + "\" (write '{{' for a literal brace)");
           return false;
         }
         std::string name = text.substr(i + 1, close - i - 1);
@@ -221,12 +236,12 @@ struct Loader {
         while (!name.empty() && name.front() == ' ') name.erase(name.begin());
         while (!name.empty() && name.back() == ' ') name.pop_back();
         if (name.empty()) {
-          Error(n.Mark(), "empty '{}' in template \"" + text + "\"");
+          TemplateError(n, text, i, "empty '{}' in template \"" + text + "\"");
           return false;
         }
         flush();
         Template::Part p;
-        if (!ResolveTemplateName(n, name, rule, &p)) return false;
+        if (!ResolveTemplateName(n, text, i, name, rule, &p)) return false;
         out->parts.push_back(std::move(p));
         i = close;
       } else if (c == '}') {
@@ -235,7 +250,7 @@ struct Loader {
           ++i;
           continue;
         }
-        Error(n.Mark(), "unmatched '}' in template \"" + text + "\" (write '}}' for a literal brace)");
+        TemplateError(n, text, i, "unmatched '}' in template \"" + text + "\" (write '}}' for a literal brace)");
         return false;
       } else {
         lit.push_back(c);
@@ -245,8 +260,8 @@ struct Loader {
     return true;
   }
 
-  bool ResolveTemplateName(const YAML::Node& n, const std::string& name, const Rule& rule,
-                           Template::Part* p) {
+  bool ResolveTemplateName(const YAML::Node& n, const std::string& text, size_t offset,
+                           const std::string& name, const Rule& rule, Template::Part* p) {
     for (size_t g = 0; g < rule.group_by.size(); ++g) {
       if (rule.group_by[g] == name) {
         p->kind = Template::Part::Kind::kGroup;
@@ -274,7 +289,7 @@ struct Loader {
       for (const auto& g : rule.group_by) allowed += "{" + g + "}, ";
       for (const auto& l : rule.let_names) allowed += "{" + l + "}, ";
       allowed += "{rule}, {key}";
-      Error(n.Mark(), "template name '{" + name + "}' cannot resolve: in " +
+      TemplateError(n, text, offset, "template name '{" + name + "}' cannot resolve: in " +
                           (rule.kind == RuleKind::kAbsence ? std::string("absence")
                                                            : std::string("windowed")) +
                           " rules an activation may have no triggering event, so only group_by "
