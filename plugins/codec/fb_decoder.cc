@@ -32,6 +32,7 @@ RejectReason DecodeOne(const fb::Event& e, int64_t ingest_ms, int64_t ingest_ns,
   } else {
     ev->ts_ms = ingest_ms;
   }
+  ev->fields.reserve((e.fields() ? e.fields()->size() : 0) + (e.device() ? 1 : 0));
   if (const flatbuffers::String* dev = e.device()) {
     ev->fields.emplace_back();
     ev->fields.back().name = "device";

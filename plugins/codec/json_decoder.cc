@@ -153,6 +153,7 @@ struct JsonDecoder::Impl {
     name.clear();
     bool have_kind = false;
     *reason = RejectReason::kCount_;  // none yet
+    ev->fields.reserve(obj.size());   // one allocation for the usual flat event
     Members(obj, true, ingest_ms, ev, &have_kind, reason, error);
     if (!have_kind) {
       *reason = RejectReason::kMissingKind;
