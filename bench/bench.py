@@ -281,8 +281,8 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180):
         }
         return res
     finally:
-        if daemon.poll() is None:
-            finish(daemon, stop_deadline, signal.SIGTERM)
+        if daemon.poll() is None:  # failure or interrupt: do not wait long for a clean stop
+            finish(daemon, 10, signal.SIGTERM)
         if not logf.closed:
             logf.close()
         if keep_logs:
