@@ -1,0 +1,582 @@
+// Engine: durable state (TakeDirty/Restore round trips, timers due while down), hot swap
+// (SwapRules), sharding (RouteMask + shard-local groups), timer ordering at one instant and
+// per-rule stats.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "rules/engine.h"
+#include "tests/rules/test_support.h"
+
+using namespace vigie::rules;
+using namespace vigie::rules::testing;
+
+namespace {
+
+// The durable store, as the state layer would apply a StateDelta.
+struct Store {
+  std::map<std::string, std::string> kv;
+  void Apply(const StateDelta& d) {
+    for (const auto& p : d.delete_prefixes) {
+      for (auto it = kv.lower_bound(p); it != kv.end() && it->first.compare(0, p.size(), p) == 0;)
+        it = kv.erase(it);
+    }
+    for (const auto& k : d.deletes) kv.erase(k);
+    for (const auto& [k, v] : d.puts) kv[k] = v;
+  }
+};
+
+EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1) {
+  EngineOptions o;
+  o.tz = tz;
+  o.shard_index = shard;
+  o.shard_count = count;
+  return o;
+}
+
+// "g/" <rule> NUL <fingerprint, 16 hex digits> NUL [<group key>] (rules/engine.cc).
+std::string StateKey(const RuleSet& rs, const std::string& rule, const std::string& key) {
+  int idx = rs.FindRule(rule);
+  REQUIRE(idx >= 0);
+  char fp[17];
+  std::snprintf(fp, sizeof fp, "%016llx",
+                static_cast<unsigned long long>(GetRuleInfo(rs, idx).fingerprint));
+  std::string k(Engine::StatePrefix());
+  k += rule;
+  k.push_back('\0');
+  k.append(fp, 16);
+  k.push_back('\0');
+  k += key;
+  return k;
+}
+
+const char* kStateRules = R"(rules:
+  - name: busy
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 1m}
+    let:
+      n: count()
+    when: n >= 3
+    then:
+      - command: {target: "b/{crossing}", action: busy, n: "{n}"}
+    otherwise:
+      - command: {target: "b/{crossing}", action: calm, n: "{n}"}
+  - name: hot
+    on: temp
+    when: t > 30
+    for: 1m
+    then:
+      - alert: {severity: warning, summary: "Hot {device} {t}"}
+  - name: silent
+    on: hb
+    absent_for: 2m
+    then:
+      - alert: {severity: info, summary: "Silent {device}"}
+  - name: fault
+    on: status
+    when: status == "fault"
+    then:
+      - alert: {severity: critical, summary: "F {device} {code}", labels: {c: "{code}"}}
+    otherwise:
+      - command: {target: "ops/{device}", action: ok}
+)";
+
+std::vector<Event> StreamA() {
+  return {
+      MakeEvent(kT0, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+      MakeEvent(kT0 + 10 * kSec, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+      MakeEvent(kT0 + 20 * kSec, "temp", {{"device", "s1"}, {"t", 35}}),
+      MakeEvent(kT0 + 25 * kSec, "hb", {{"device", "c1"}}),
+      MakeEvent(kT0 + 30 * kSec, "status", {{"device", "d1"}, {"status", "fault"}, {"code", 7}}),
+  };
+}
+
+std::vector<Event> StreamB() {
+  return {
+      MakeEvent(kT0 + 40 * kSec, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+      MakeEvent(kT0 + 50 * kSec, "status", {{"device", "d1"}, {"status", "ok"}}),
+      MakeEvent(kT0 + 55 * kSec, "temp", {{"device", "s1"}, {"t", 36}}),
+  };
+}
+
+void Feed(Engine& e, const std::vector<Event>& evs, OutputSink& out) {
+  for (const auto& ev : evs) e.Process(ev, ev.ts_ms, out);
+}
+
+}  // namespace
+
+TEST_CASE("engine state: a restore mid-stream gives the same outputs as an uninterrupted run",
+          "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+
+  // Uninterrupted.
+  Engine e1(rs, Opts(&tz));
+  Collect before, after1;
+  Feed(e1, StreamA(), before);
+  // d1's fault fired before the checkpoint.
+  REQUIRE(BriefAll(before.outs) == std::vector<std::string>{"21:00:30.000 fault d1 alert firing critical F d1 7"});
+  Store store;
+  StateDelta d;
+  e1.TakeDirty(&d);
+  store.Apply(d);
+  CHECK(store.kv.count(StateKey(*rs, "busy", "x1")) == 1);
+  CHECK(store.kv.count(StateKey(*rs, "hot", "s1")) == 1);
+  CHECK(store.kv.count(StateKey(*rs, "silent", "c1")) == 1);
+  CHECK(store.kv.count(StateKey(*rs, "fault", "d1")) == 1);
+  Feed(e1, StreamB(), after1);
+  e1.AdvanceTo(kT0 + 5 * kMin, after1);
+
+  // Restarted from the checkpoint at 21:00:30.
+  Engine e2(rs, Opts(&tz));
+  Collect after2;
+  for (const auto& [k, v] : store.kv) CHECK(e2.Restore(k, v));
+  e2.FinishRestore(kT0 + 30 * kSec, after2);
+  CHECK(after2.outs.empty());  // no `then` again for d1, which is already active
+  CHECK(e2.group_count() == 4);
+  CHECK(e2.stats(3).active_groups.load() == 1);
+  Feed(e2, StreamB(), after2);
+  e2.AdvanceTo(kT0 + 5 * kMin, after2);
+
+  // Derived by hand: x1's 3rd event at :40 -> busy n 3; d1 ok at :50 -> resolved with the firing
+  // summary and labels, then otherwise; x1's :00 event leaves at 21:01:00 -> calm n 2; s1 hot
+  // since :20 -> firing at 21:01:20 with its latest t (36); c1 silent since :25 -> 21:02:25.
+  const std::vector<std::string> want = {
+      "21:00:40.000 busy x1 cmd b/x1 busy n=3",
+      "21:00:50.000 fault d1 alert resolved critical F d1 7",
+      "21:00:50.000 fault d1 cmd ops/d1 ok",
+      "21:01:00.000 busy x1 cmd b/x1 calm n=2",
+      "21:01:20.000 hot s1 alert firing warning Hot s1 36",
+      "21:02:25.000 silent c1 alert firing info Silent c1",
+  };
+  CHECK(BriefAll(after1.outs) == want);
+  CHECK(BriefAll(after2.outs) == want);
+  REQUIRE(after2.outs.size() == after1.outs.size());
+  for (size_t i = 0; i < after1.outs.size(); ++i) CHECK(Render(after1.outs[i]) == Render(after2.outs[i]));
+  // The resolved alert carries the firing labels too.
+  REQUIRE(after2.outs[1].labels.size() == 1);
+  CHECK(after2.outs[1].labels[0] == std::pair<std::string, std::string>{"c", "7"});
+}
+
+TEST_CASE("engine state: timers that fell due while down fire at FinishRestore with their own "
+          "instants", "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine e1(rs, Opts(&tz));
+  Collect sink;
+  Feed(e1, StreamA(), sink);
+  Store store;
+  StateDelta d;
+  e1.TakeAll(&d);
+  store.Apply(d);
+
+  Engine e2(rs, Opts(&tz));
+  for (const auto& [k, v] : store.kv) REQUIRE(e2.Restore(k, v));
+  Collect out;
+  e2.FinishRestore(kT0 + 10 * kMin, out);  // down from 21:00:30 to 21:10:00
+  CHECK(BriefAll(out.outs) == std::vector<std::string>{
+                                  "21:01:20.000 hot s1 alert firing warning Hot s1 35",
+                                  "21:02:25.000 silent c1 alert firing info Silent c1",
+                              });
+  CHECK(e2.now() == kT0 + 10 * kMin);
+  // The window emptied while down: a new event makes count 1, not 3.
+  Collect more;
+  e2.Process(MakeEvent(kT0 + 10 * kMin, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+             kT0 + 10 * kMin, more);
+  e2.Process(MakeEvent(kT0 + 10 * kMin + 1, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+             kT0 + 10 * kMin + 1, more);
+  CHECK(more.outs.empty());
+}
+
+TEST_CASE("engine state: restore ignores entries of unknown or changed rules and asks to delete "
+          "them", "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine e1(rs, Opts(&tz));
+  Collect sink;
+  Feed(e1, StreamA(), sink);
+  StateDelta d;
+  e1.TakeDirty(&d);
+  REQUIRE(d.puts.size() == 4);
+  // The same rule names, with `busy` changed.
+  std::string changed = kStateRules;
+  changed.replace(changed.find("when: n >= 3"), 12, "when: n >= 4");
+  auto rs2 = MustCompile(changed);
+  Engine e2(rs2, Opts(&tz));
+  int restored = 0;
+  for (const auto& [k, v] : d.puts) restored += e2.Restore(k, v);
+  CHECK(restored == 3);
+  std::string nosuch = StateKey(*rs, "busy", "x");
+  nosuch.replace(2, 4, "nosu");  // "g/nosu..." : a rule that does not exist
+  CHECK_FALSE(e2.Restore(nosuch, "garbage"));
+  CHECK_FALSE(e2.Restore("not-a-state-key", ""));
+  StateDelta d2;
+  e2.TakeDirty(&d2);
+  CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), StateKey(*rs, "busy", "x1")) == 1);
+  CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), nosuch) == 1);
+}
+
+TEST_CASE("engine state: TakeDirty returns only what changed since the last call",
+          "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  Feed(e, StreamA(), sink);
+  StateDelta d;
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 4);
+  d.clear();
+  e.TakeDirty(&d);
+  CHECK(d.empty());
+  e.Process(MakeEvent(kT0 + 31 * kSec, "hb", {{"device", "c1"}}), kT0 + 31 * kSec, sink);
+  e.TakeDirty(&d);
+  REQUIRE(d.puts.size() == 1);
+  CHECK(d.puts[0].first == StateKey(*rs, "silent", "c1"));
+}
+
+TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, removed is dropped",
+          "[engine][swap]") {
+  const char* v1 = R"(rules:
+  - name: keep
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 1m}
+    when: count() >= 3
+    then:
+      - command: {target: "k/{crossing}", action: busy}
+  - name: change
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 1m}
+    when: count() >= 3
+    then:
+      - command: {target: "c/{crossing}", action: busy}
+  - name: gone
+    on: pedestrian
+    when: crossing == "x1"
+    then:
+      - command: {target: "g/{device}", action: on}
+)";
+  const char* v2 = R"(rules:
+  - name: new
+    on: pedestrian
+    when: crossing == "x1"
+    then:
+      - command: {target: "n/{device}", action: on}
+  - name: change
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 1m}
+    when: count() >= 2
+    then:
+      - command: {target: "c/{crossing}", action: busy}
+  - name: keep
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 1m}
+    when: count() >= 3
+    then:
+      - command: {target: "k/{crossing}", action: busy}
+)";
+  FixedOffsetZone tz(3600);
+  auto rs1 = MustCompile(v1);
+  Engine e(rs1, Opts(&tz));
+  Collect sink;
+  e.Process(MakeEvent(kT0, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}), kT0, sink);
+  e.Process(MakeEvent(kT0 + 10 * kSec, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+            kT0 + 10 * kSec, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{"21:00:00.000 gone p cmd g/p on"});
+  CHECK(e.group_count() == 3);
+  StateDelta d;
+  e.TakeDirty(&d);
+  d.clear();
+
+  e.SwapRules(MustCompile(v2));
+  CHECK(e.group_count() == 1);  // keep/x1 only
+  CHECK(e.stats(2).evaluations.load() == 2);  // keep's counters survive, at its new index
+  e.TakeDirty(&d);
+  // The prefixes of the old definitions (fingerprints of v1).
+  std::string pc = StateKey(*rs1, "change", ""), pg = StateKey(*rs1, "gone", "");
+  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pc) == 1);
+  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pg) == 1);
+  std::string pk = StateKey(*rs1, "keep", "");
+  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pk) == 0);
+
+  sink.outs.clear();
+  // keep: 3rd event in its minute -> busy (its half-full window survived). change: fresh, 1
+  // event: nothing; its 2nd event at :25 -> busy. new: activates on its first event.
+  e.Process(MakeEvent(kT0 + 20 * kSec, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+            kT0 + 20 * kSec, sink);
+  e.Process(MakeEvent(kT0 + 25 * kSec, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+            kT0 + 25 * kSec, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "21:00:20.000 new p cmd n/p on",
+                                   "21:00:20.000 keep x1 cmd k/x1 busy",
+                                   "21:00:25.000 change x1 cmd c/x1 busy",
+                               });
+  // The kept rule's timers survived the swap too (and were re-keyed to its new index): its
+  // window falls under 3 at 21:01:10 -> deactivation is silent (no otherwise), but the group stays
+  // consistent: a new burst activates again.
+  sink.outs.clear();
+  e.AdvanceTo(kT0 + 5 * kMin, sink);
+  for (int i = 0; i < 3; ++i)
+    e.Process(MakeEvent(kT0 + 5 * kMin + i, "pedestrian", {{"device", "p"}, {"crossing", "x1"}}),
+              kT0 + 5 * kMin + i, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "21:05:00.001 change x1 cmd c/x1 busy",
+                                   "21:05:00.002 keep x1 cmd k/x1 busy",
+                               });
+}
+
+TEST_CASE("engine swap: a pending absence timer of an unchanged rule survives the swap",
+          "[engine][swap]") {
+  const char* v1 = R"(rules:
+  - name: silent
+    on: hb
+    absent_for: 1m
+    then:
+      - command: {target: "s/{device}", action: silent}
+)";
+  std::string v2 = std::string(v1) + R"(  - name: other
+    on: other
+    when: x == 1
+)";
+  FixedOffsetZone tz(3600);
+  Engine e(MustCompile(v1), Opts(&tz));
+  Collect sink;
+  e.Process(MakeEvent(kT0, "hb", {{"device", "c1"}}), kT0, sink);
+  e.SwapRules(MustCompile(v2));
+  e.AdvanceTo(kT0 + 2 * kMin, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{"21:01:00.000 silent c1 cmd s/c1 silent"});
+}
+
+TEST_CASE("engine sharding: each shard keeps its groups; RouteMask covers every group's shard",
+          "[engine][shard]") {
+  auto rs = MustCompile(R"(rules:
+  - name: by-device
+    on: m
+    when: v > 1
+    then:
+      - command: {target: "d/{device}", action: on}
+  - name: by-zone
+    on: m
+    group_by: zone
+    when: v > 1
+    then:
+      - command: {target: "z/{zone}", action: on}
+)");
+  // Find a device on shard 0 and a zone on shard 1 (and vice versa).
+  std::string dev0, dev1, zone0, zone1;
+  for (int i = 0; i < 100 && (dev0.empty() || dev1.empty() || zone0.empty() || zone1.empty()); ++i) {
+    std::string d = "dev" + std::to_string(i), z = "zone" + std::to_string(i);
+    (ShardOfKey(d, 2) == 0 ? dev0 : dev1) = d;
+    (ShardOfKey(z, 2) == 0 ? zone0 : zone1) = z;
+  }
+  REQUIRE(!dev0.empty());
+  REQUIRE(!dev1.empty());
+  REQUIRE(!zone0.empty());
+  REQUIRE(!zone1.empty());
+
+  Event split = MakeEvent(kT0, "m", {{"device", dev0.c_str()}, {"zone", zone1.c_str()}, {"v", 2}});
+  Event same = MakeEvent(kT0, "m", {{"device", dev1.c_str()}, {"zone", zone1.c_str()}, {"v", 2}});
+  Event nozone = MakeEvent(kT0, "m", {{"device", dev1.c_str()}, {"v", 2}});
+  Event other = MakeEvent(kT0, "nomatch", {{"device", dev1.c_str()}});
+  CHECK(RouteMask(*rs, split, 2) == 3);
+  CHECK(RouteMask(*rs, same, 2) == 2);
+  CHECK(RouteMask(*rs, nozone, 2) == 3);  // dev1's shard, and shard 0 counts the missing zone
+  CHECK(RouteMask(*rs, other, 2) == 0);
+  CHECK(RouteMask(*rs, split, 1) == 1);
+
+  FixedOffsetZone tz(3600);
+  Engine s0(rs, Opts(&tz, 0, 2)), s1(rs, Opts(&tz, 1, 2));
+  Collect o0, o1;
+  for (Engine* e : {&s0, &s1}) {
+    Collect& o = e == &s0 ? o0 : o1;
+    if (RouteMask(*rs, split, 2) & (e == &s0 ? 1 : 2)) e->Process(split, kT0, o);
+    if (RouteMask(*rs, nozone, 2) & (e == &s0 ? 1 : 2)) e->Process(nozone, kT0, o);
+  }
+  CHECK(BriefAll(o0.outs) == std::vector<std::string>{"21:00:00.000 by-device " + dev0 + " cmd d/" + dev0 + " on"});
+  CHECK(BriefAll(o1.outs) == std::vector<std::string>{
+                                 "21:00:00.000 by-zone " + zone1 + " cmd z/" + zone1 + " on",
+                                 "21:00:00.000 by-device " + dev1 + " cmd d/" + dev1 + " on",
+                             });
+  CHECK(s0.group_count() == 1);
+  CHECK(s1.group_count() == 2);
+  // The missing group field is counted once, by shard 0.
+  CHECK(s0.stats(1).errors[RuleStats::kMissingGroupField].load() == 1);
+  CHECK(s1.stats(1).errors[RuleStats::kMissingGroupField].load() == 0);
+  // A shard restores only its own groups.
+  StateDelta d;
+  s1.TakeAll(&d);
+  Engine s0b(rs, Opts(&tz, 0, 2));
+  for (const auto& [k, v] : d.puts) CHECK_FALSE(s0b.Restore(k, v));
+  CHECK(s0b.group_count() == 0);
+}
+
+TEST_CASE("engine timers: same instant fires in rule order, then arming order, before events",
+          "[engine][timers]") {
+  auto rs = MustCompile(R"(rules:
+  - name: z-first
+    on: hb
+    absent_for: 1m
+    then:
+      - command: {target: "z/{device}", action: silent}
+  - name: a-second
+    on: hb
+    absent_for: 1m
+    then:
+      - command: {target: "a/{device}", action: silent}
+    otherwise:
+      - command: {target: "a/{device}", action: back}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  e.Process(MakeEvent(kT0, "hb", {{"device", "c2"}}), kT0, sink);
+  e.Process(MakeEvent(kT0, "hb", {{"device", "c1"}}), kT0, sink);
+  CHECK(e.NextTimer() == kT0 + kMin);
+  // An event stamped exactly at the deadline: the timers fire first, then the event.
+  e.Process(MakeEvent(kT0 + kMin, "hb", {{"device", "c1"}}), kT0 + kMin, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "21:01:00.000 z-first c2 cmd z/c2 silent",
+                                   "21:01:00.000 z-first c1 cmd z/c1 silent",
+                                   "21:01:00.000 a-second c2 cmd a/c2 silent",
+                                   "21:01:00.000 a-second c1 cmd a/c1 silent",
+                                   "21:01:00.000 a-second c1 cmd a/c1 back",
+                               });
+  // Engine time never goes back; a late event is processed at engine time.
+  sink.outs.clear();
+  e.AdvanceTo(kT0, sink);
+  CHECK(e.now() == kT0 + kMin);
+}
+
+TEST_CASE("engine stats: evaluations, activations, and run-time errors per rule", "[engine][stats]") {
+  auto rs = MustCompile(R"(rules:
+  - name: cmp
+    on: m
+    when: v > 3
+    then:
+      - command: {target: "t/{device}", action: on, w: "{w}"}
+    otherwise:
+      - command: {target: "t/{device}", action: off}
+  - name: div
+    on: m
+    where: exists(v)
+    when: 10 / v > 1
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  e.Process(MakeEvent(kT0, "m", {{"device", "a"}, {"v", 5}}), kT0, sink);        // on, {w} missing
+  e.Process(MakeEvent(kT0 + 1, "m", {{"device", "a"}, {"v", "x"}}), kT0 + 1, sink);  // mismatch: off
+  e.Process(MakeEvent(kT0 + 2, "m", {{"device", "a"}}), kT0 + 2, sink);            // missing
+  e.Process(MakeEvent(kT0 + 3, "m", {{"v", 9}}), kT0 + 3, sink);                   // no device
+  e.Process(MakeEvent(kT0 + 4, "m", {{"device", "b"}, {"v", 0}}), kT0 + 4, sink);  // 10 / 0
+  const RuleStats& c = e.stats(0);
+  CHECK(c.evaluations.load() == 4);
+  CHECK(c.activations.load() == 1);
+  CHECK(c.deactivations.load() == 1);
+  CHECK(c.errors[RuleStats::kTypeMismatch].load() == 1);
+  CHECK(c.errors[RuleStats::kMissingField].load() == 1);
+  CHECK(c.errors[RuleStats::kMissingGroupField].load() == 1);
+  CHECK(c.errors[RuleStats::kTemplateMissingField].load() == 1);
+  CHECK(c.groups.load() == 2);
+  CHECK(c.active_groups.load() == 0);
+  const RuleStats& dv = e.stats(1);
+  CHECK(dv.evaluations.load() == 3);  // without v: filtered out by `where`; without device: skipped
+  CHECK(dv.errors[RuleStats::kDivByZero].load() == 1);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "21:00:00.000 cmp a cmd t/a on w=",
+                                   "21:00:00.001 cmp a cmd t/a off",
+                               });
+  auto view = e.Stats();
+  REQUIRE(view->per_rule.size() == 2);
+  CHECK(view->per_rule[0]->evaluations.load() == 4);
+  CHECK(view->groups.load() == 4);
+}
+
+TEST_CASE("engine: absence counts only events that pass `where`", "[engine][absence]") {
+  auto rs = MustCompile(R"(rules:
+  - name: s
+    on: hb
+    where: ok == true
+    absent_for: 1m
+    then:
+      - command: {target: "s/{device}", action: silent}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  e.Process(MakeEvent(kT0, "hb", {{"device", "c1"}, {"ok", true}}), kT0, sink);
+  e.Process(MakeEvent(kT0 + 30 * kSec, "hb", {{"device", "c1"}, {"ok", false}}), kT0 + 30 * kSec, sink);
+  e.Process(MakeEvent(kT0 + 30 * kSec, "hb", {{"device", "c2"}, {"ok", false}}), kT0 + 30 * kSec, sink);
+  e.AdvanceTo(kT0 + 5 * kMin, sink);
+  // c1 at 21:01:00 (the filtered event does not count); c2 never matched: never active.
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{"21:01:00.000 s c1 cmd s/c1 silent"});
+}
+
+TEST_CASE("engine: `for` on a sliding window activates at its instant and is cancelled by an "
+          "eviction", "[engine][for]") {
+  auto rs = MustCompile(R"(rules:
+  - name: w
+    on: m
+    window: {sliding: 20s}
+    let:
+      n: count()
+    when: n >= 2
+    for: 15s
+    then:
+      - command: {target: "w/{device}", action: on, n: "{n}"}
+    otherwise:
+      - command: {target: "w/{device}", action: off, n: "{n}"}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  auto ev = [&](const char* dev, int64_t s) {
+    e.Process(MakeEvent(kT0 + s * kSec, "m", {{"device", dev}}), kT0 + s * kSec, sink);
+  };
+  // a: 2 events by :05 -> holds from :05 -> on at :20 (no event then); :02 leaves at :22 -> off.
+  // b: :00 and :10 -> holds from :10; :00 leaves at :20 -> cancelled; :21 -> holds again from
+  // :21, :10 leaves at :30 -> cancelled again. Never on.
+  ev("b", 0);
+  ev("a", 2);
+  ev("a", 5);
+  ev("b", 10);
+  ev("b", 21);
+  e.AdvanceTo(kT0 + 2 * kMin, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "21:00:20.000 w a cmd w/a on n=2",
+                                   "21:00:22.000 w a cmd w/a off n=1",
+                               });
+}
+
+TEST_CASE("engine: empty tumbling periods of a clock-reading rule are each evaluated at their "
+          "own close", "[engine][tumbling]") {
+  auto rs = MustCompile(R"(rules:
+  - name: night
+    on: m
+    window: {tumbling: 1h}
+    when: count() == 0 and hour() == 3
+    then:
+      - command: {target: "n/{device}", action: on}
+    otherwise:
+      - command: {target: "n/{device}", action: off}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  // 23:30Z = 00:30 in Paris. Closes at 00:00Z (n 1), 01:00Z, 02:00Z (= 03:00 local: on),
+  // 03:00Z (04:00 local: off), and so on; all in one AdvanceTo.
+  int64_t t = kT0 + 2 * 60 * kMin + 30 * kMin;
+  e.Process(MakeEvent(t, "m", {{"device", "d"}}), t, sink);
+  e.AdvanceTo(t + 12 * 60 * kMin, sink);
+  CHECK(BriefAll(sink.outs) == std::vector<std::string>{
+                                   "02:00:00.000 night d cmd n/d on",
+                                   "03:00:00.000 night d cmd n/d off",
+                               });
+}
