@@ -67,7 +67,9 @@ class Router final : public plugins::EventConsumer {
   // Publishes the routing for the rules in force (null: every event is unmatched).
   void SetRouting(std::shared_ptr<const Routing> routing);
 
-  // EventConsumer (implicit producers). Returns false once Close() has begun.
+  // EventConsumer (implicit producers). Returns false once Close() has begun. Afterwards
+  // `events` holds spent events (moved-from or recycled, contents unspecified): the source
+  // clears the vector, or Clear()s and refills its elements to reuse their buffers.
   bool Consume(std::vector<rules::Event>& events) override;
   // A consumer for one source, with its own producer tokens. Must not outlive the router; used
   // by one thread at a time.
