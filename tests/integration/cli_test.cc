@@ -225,20 +225,6 @@ TEST_CASE("Configuration errors stop `vigie run` with FILE:LINE:COL", "[integrat
     CHECK(r.err.find(cfg + ":4:5: ") != std::string::npos);
     CHECK(r.err.find("in use") != std::string::npos);
   }
-  SECTION("http address in use") {
-    // A running daemon holds an admin port; a second one configured on it must not start.
-    TempDir other;
-    Daemon first(other.path());
-    IT_START(first);
-    WriteFile(cfg, ConfigText(dir, "", src, "127.0.0.1:" + std::to_string(first.port())));
-    ProcResult r = RunVigie({"run", "--config", cfg}, dir.path());
-    INFO(r.err);
-    CHECK(r.exit_code != 0);
-    CHECK(r.err.find("in use") != std::string::npos);
-    // Reported with its place, like every other address (INTERFACES.md "Configuration").
-    CHECK(r.err.find(cfg + ":8:") != std::string::npos);
-    IT_STOP_CLEAN(first);
-  }
   SECTION("rules that do not load") {
     WriteFile(dir / "rules/b.yaml", "rules:\n  - name: x\n    on: temp\n");
     WriteFile(cfg, ConfigText(dir, "", src));
@@ -247,4 +233,27 @@ TEST_CASE("Configuration errors stop `vigie run` with FILE:LINE:COL", "[integrat
     CHECK(r.exit_code != 0);
     CHECK(std::regex_search(r.err, std::regex(R"(b\.yaml:\d+:\d+: )")));
   }
+}
+
+// Known deviation (see the report of the integration work): the admin address is the one
+// address whose failure is reported without its place ("FILE: http.listen ...: Address already
+// in use"), because Config keeps no line/column for http.listen. INTERFACES.md: "Unknown keys,
+// bad values and unreachable addresses are reported with their place in the file".
+TEST_CASE("An admin address in use stops `vigie run` with FILE:LINE:COL", "[integration][cli]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "rules");
+  WriteFile(dir / "rules/a.yaml", kOneRule);
+  const std::string src = "ipc://" + dir / "in.sock";
+  const std::string cfg = dir / "vigie.yaml";
+  // A running daemon holds an admin port; a second one configured on it must not start.
+  TempDir other;
+  Daemon first(other.path());
+  IT_START(first);
+  WriteFile(cfg, ConfigText(dir, "", src, "127.0.0.1:" + std::to_string(first.port())));
+  ProcResult r = RunVigie({"run", "--config", cfg}, dir.path());
+  INFO(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("in use") != std::string::npos);
+  CHECK(r.err.find(cfg + ":8:") != std::string::npos);  // line 8: http: {listen: ...}
+  IT_STOP_CLEAN(first);
 }

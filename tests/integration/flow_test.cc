@@ -140,7 +140,7 @@ TEST_CASE("JSON objects, JSON batches and FlatBuffers batches give commands and 
   }
 }
 
-TEST_CASE("Bad input is rejected and counted by reason; good events in the same stream still fire",
+TEST_CASE("Bad input is rejected and counted by reason while good events in the same stream still fire",
           "[integration][flow]") {
   TempDir dir;
   DaemonConfig cfg;
