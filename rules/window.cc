@@ -455,6 +455,9 @@ bool GetOwned(Reader* r, OwnedValue* v) {
 
 constexpr uint64_t kChecksumTag = 0xC5;
 
+// Heap bytes of a string beyond its small-string buffer.
+size_t HeapBytes(const std::string& str) { return str.capacity() > 15 ? str.capacity() + 1 : 0; }
+
 // ---- the window ----
 
 enum class Mode : uint8_t { kSliding, kCount, kAccumulate };
@@ -516,7 +519,11 @@ class EntryWindow final : public Window {
       uint32_t slot = fl_[i].slot;
       if (slot >= args.size() || args[slot].missing()) continue;
       OwnedValue& v = s.fl[pos * fl_.size() + i];
-      if (fl_[i].func == AggFunc::kLast || v.type == Type::kMissing) v.Assign(args[slot]);
+      if (fl_[i].func == AggFunc::kLast || v.type == Type::kMissing) {
+        size_t before = HeapBytes(v.str);
+        v.Assign(args[slot]);
+        s.extra_bytes += HeapBytes(v.str) - before;
+      }
       if (s.fl_seq[i] == kNoSeq || fl_[i].func == AggFunc::kLast) s.fl_seq[i] = seq;
     }
     for (size_t i = 0; i < distinct_.size(); ++i) {
@@ -534,7 +541,12 @@ class EntryWindow final : public Window {
       } else {
         t.Insert(h, seq);
       }
-      if (mode_ != Mode::kAccumulate) s.dlist[pos * distinct_.size() + i].push_back(h);
+      if (mode_ != Mode::kAccumulate) {
+        std::vector<uint64_t>& list = s.dlist[pos * distinct_.size() + i];
+        size_t before = list.capacity();
+        list.push_back(h);
+        s.extra_bytes += (list.capacity() - before) * sizeof(uint64_t);
+      }
     }
     if (mode_ == Mode::kCount) {
       while (s.tail - s.head > max_count_) Pop();
@@ -758,6 +770,8 @@ class EntryWindow final : public Window {
     s.head = 0;
     s.tail = entries;
     s.boundary = front;
+    for (const OwnedValue& v : s.fl) s.extra_bytes += HeapBytes(v.str);
+    for (const auto& l : s.dlist) s.extra_bytes += l.capacity() * sizeof(uint64_t);
     // first: oldest entry with a value; last: newest (the invariants Add/Pop maintain).
     for (size_t i = 0; i < fl_.size(); ++i) {
       s.fl_seq[i] = kNoSeq;
@@ -779,11 +793,8 @@ class EntryWindow final : public Window {
     bytes += s.last_ts.capacity() * sizeof(int64_t);
     bytes += (s.aggs.capacity() + s.back.capacity() + scratch_.capacity()) * sizeof(double);
     bytes += s.fl.capacity() * sizeof(OwnedValue);
-    for (const OwnedValue& v : s.fl) {
-      if (v.str.capacity() > 15) bytes += v.str.capacity() + 1;  // beyond the SSO buffer
-    }
     bytes += s.dlist.capacity() * sizeof(std::vector<uint64_t>);
-    for (const auto& l : s.dlist) bytes += l.capacity() * sizeof(uint64_t);
+    bytes += s.extra_bytes;  // string and distinct-list buffers, kept up to date by Add
     for (const auto& t : s.tables) bytes += sizeof(HashSeqTable) + t.MemoryBytes();
     bytes += s.fl_seq.capacity() * sizeof(uint64_t) + s.overflow.capacity();
     bytes += (num_.capacity() * sizeof(NumSlot)) + fl_.capacity() * sizeof(FlSlot) +
@@ -809,6 +820,7 @@ class EntryWindow final : public Window {
     std::vector<uint64_t> fl_seq;               // per first/last slot
     std::vector<HashSeqTable> tables;           // per distinct slot
     std::vector<bool> overflow;                 // per distinct slot
+    size_t extra_bytes = 0;  // heap held by fl strings and dlist vectors (MemoryBytes in O(1))
 
     void Init(uint32_t width, size_t nfl, size_t nd) {
       back.assign(width, 0);
