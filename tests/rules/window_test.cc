@@ -79,7 +79,7 @@ void AddAll(Window& w, int64_t ts, Value v) {
   w.Add(ts, args);
 }
 
-TEST_CASE("DefaultResolution picks the largest step <= D/60, at most 1s, at least 1ms") {
+TEST_CASE("window: DefaultResolution picks the largest step <= D/60, at most 1s, at least 1ms", "[window]") {
   CHECK(DefaultResolution(60'000) == 1000);
   CHECK(DefaultResolution(3'600'000) == 1000);
   CHECK(DefaultResolution(59'999) == 500);
@@ -93,12 +93,12 @@ TEST_CASE("DefaultResolution picks the largest step <= D/60, at most 1s, at leas
   CHECK(DefaultResolution(0) == 1);
 }
 
-TEST_CASE("Make returns no window for kind none") {
+TEST_CASE("window: Make returns no window for kind none", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCount};
   CHECK(Window::Make(WindowSpec{}, &slots) == nullptr);
 }
 
-TEST_CASE("empty windows: count = sum = 0, the others have no value") {
+TEST_CASE("window: empty windows: count = sum = 0, the others have no value", "[window]") {
   for (WindowSpec spec : {Sliding(10'000), CountSpec(5), Accum(K::kTumbling, 1000),
                           Accum(K::kSession, 1000)}) {
     auto w = Window::Make(spec, &kAll);
@@ -112,7 +112,7 @@ TEST_CASE("empty windows: count = sum = 0, the others have no value") {
   }
 }
 
-TEST_CASE("sliding: an event leaves exactly at ts + D") {
+TEST_CASE("window: sliding: an event leaves exactly at ts + D", "[window]") {
   auto w = Window::Make(Sliding(10'000), &kAll);
   CHECK(w->NextExpiry() == kNever);
   AddAll(*w, 1'000, N(5));
@@ -132,7 +132,7 @@ TEST_CASE("sliding: an event leaves exactly at ts + D") {
   CHECK_FALSE(w->Expire(100'000));
 }
 
-TEST_CASE("sliding: min and max stay right when the entry holding the extremum leaves") {
+TEST_CASE("window: sliding: min and max stay right when the entry holding the extremum leaves", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kMin, AggFunc::kMax};
   auto w = Window::Make(Sliding(1'000), &slots);
   std::vector<double> xs = {3, 9, 1, 7, 2, 8, 5};
@@ -151,7 +151,7 @@ TEST_CASE("sliding: min and max stay right when the entry holding the extremum l
   CHECK(Results(*w, 2) == "5 5");
 }
 
-TEST_CASE("aggregates skip missing values and, for numeric ones, non-numbers") {
+TEST_CASE("window: aggregates skip missing values and, for numeric ones, non-numbers", "[window]") {
   auto w = Window::Make(Accum(K::kTumbling, 60'000), &kAll);
   AddAll(*w, 1, M());
   AddAll(*w, 2, S("x"));
@@ -163,7 +163,7 @@ TEST_CASE("aggregates skip missing values and, for numeric ones, non-numbers") {
   CHECK(Results(*w, kAll.size()) == "6 6 3 2 4 \"x\" 4 1 4");
 }
 
-TEST_CASE("first and last keep owned copies of strings, booleans and numbers") {
+TEST_CASE("window: first and last keep owned copies of strings, booleans and numbers", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kFirst, AggFunc::kLast};
   auto w = Window::Make(Sliding(1'000), &slots);
   std::string s = "a fairly long string that is not in the small-string buffer";
@@ -195,7 +195,7 @@ TEST_CASE("first and last keep owned copies of strings, booleans and numbers") {
   CHECK(Results(*w, 2) == "3 -");
 }
 
-TEST_CASE("count_distinct is type-aware") {
+TEST_CASE("window: count_distinct is type-aware", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCountDistinct};
   auto w = Window::Make(Sliding(10'000), &slots);
   auto add = [&](int64_t ts, Value v) { w->Add(ts, std::span<const Value>(&v, 1)); };
@@ -223,7 +223,7 @@ TEST_CASE("count_distinct is type-aware") {
   CHECK_FALSE(w->Empty());
 }
 
-TEST_CASE("count_distinct stops tracking at kMaxDistinctPerWindow and says so") {
+TEST_CASE("window: count_distinct stops tracking at kMaxDistinctPerWindow and says so", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCountDistinct, AggFunc::kCount};
   auto w = Window::Make(Accum(K::kSession, 60'000), &slots);
   const size_t total = kMaxDistinctPerWindow + 10;
@@ -244,7 +244,7 @@ TEST_CASE("count_distinct stops tracking at kMaxDistinctPerWindow and says so") 
   CHECK(Results(*w, 2) == "- 0");
 }
 
-TEST_CASE("count window: the last N events, fewer before the group has N") {
+TEST_CASE("window: count window: the last N events, fewer before the group has N", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCount, AggFunc::kSum, AggFunc::kMin, AggFunc::kMax,
                                 AggFunc::kFirst, AggFunc::kLast};
   auto w = Window::Make(CountSpec(3), &slots);
@@ -266,7 +266,7 @@ TEST_CASE("count window: the last N events, fewer before the group has N") {
   CHECK(w->NextExpiry() == kNever);
 }
 
-TEST_CASE("tumbling and session windows accumulate until cleared") {
+TEST_CASE("window: tumbling and session windows accumulate until cleared", "[window]") {
   for (K kind : {K::kTumbling, K::kSession}) {
     auto w = Window::Make(Accum(kind, 1'000), &kAll);
     for (int i = 0; i < 100; ++i) AddAll(*w, i * 1'000, N(i));
@@ -281,7 +281,7 @@ TEST_CASE("tumbling and session windows accumulate until cleared") {
   }
 }
 
-TEST_CASE("sums never drift: no subtraction when events leave") {
+TEST_CASE("window: sums never drift: no subtraction when events leave", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kSum, AggFunc::kAvg};
   auto w = Window::Make(Sliding(1'000), &slots);
   Value big[2] = {N(1e20), N(1e20)};
@@ -561,7 +561,7 @@ void RunSliding(Driver& d, int64_t D, int64_t r, bool exact, const std::vector<i
   CHECK(d.Results()[0].num == 0);
 }
 
-TEST_CASE("sliding: a fast group's events merge into panes and leave with the pane's latest") {
+TEST_CASE("window: sliding: a fast group's events merge into panes and leave with the pane's latest", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCount, AggFunc::kFirst};
   auto w = Window::Make(Sliding(60'000), &slots);  // r = 1000
   auto add = [&](int64_t ts) {
@@ -587,7 +587,7 @@ TEST_CASE("sliding: a fast group's events merge into panes and leave with the pa
   CHECK(Results(*w, 2) == "1 3001");
 }
 
-TEST_CASE("property: slow sliding streams equal the reference exactly") {
+TEST_CASE("window: property: slow sliding streams equal the reference exactly", "[window]") {
   const int64_t D = 10'000;
   Driver d(Sliding(D));
   std::vector<int64_t> times;
@@ -602,7 +602,7 @@ TEST_CASE("property: slow sliding streams equal the reference exactly") {
   CHECK(d.round_trips > 20);
 }
 
-TEST_CASE("property: bursty sliding streams merge panes within the tolerance") {
+TEST_CASE("window: property: bursty sliding streams merge panes within the tolerance", "[window]") {
   for (int64_t res : {int64_t{0}, int64_t{7}}) {
     const int64_t D = 60'000;
     const int64_t r = res > 0 ? res : DefaultResolution(D);
@@ -634,7 +634,7 @@ TEST_CASE("property: bursty sliding streams merge panes within the tolerance") {
   }
 }
 
-TEST_CASE("property: a fast sliding window's memory is bounded by its panes") {
+TEST_CASE("window: property: a fast sliding window's memory is bounded by its panes", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kCount, AggFunc::kAvg, AggFunc::kMax};
   const int64_t D = 60'000;
   auto w = Window::Make(Sliding(D), &slots);
@@ -656,7 +656,7 @@ TEST_CASE("property: a fast sliding window's memory is bounded by its panes") {
   CHECK(out[0].num <= 30'500);
 }
 
-TEST_CASE("MemoryBytes counts the strings first/last keep, and drops them on Clear") {
+TEST_CASE("window: MemoryBytes counts the strings first/last keep, and drops them on Clear", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kLast};
   auto w = Window::Make(Accum(K::kSession, 1'000), &slots);
   size_t empty = w->MemoryBytes();
@@ -667,7 +667,7 @@ TEST_CASE("MemoryBytes counts the strings first/last keep, and drops them on Cle
   CHECK(Results(*w, 1).size() == 10'002);
 }
 
-TEST_CASE("property: count windows hold exactly the last N events") {
+TEST_CASE("window: property: count windows hold exactly the last N events", "[window]") {
   for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{50}}) {
     Driver d(CountSpec(n));
     int64_t t = 0;
@@ -684,7 +684,7 @@ TEST_CASE("property: count windows hold exactly the last N events") {
   }
 }
 
-TEST_CASE("property: tumbling windows equal the reference over the period") {
+TEST_CASE("window: property: tumbling windows equal the reference over the period", "[window]") {
   Driver d(Accum(K::kTumbling, 10'000));
   size_t from = 0;
   int64_t t = 0;
@@ -721,7 +721,7 @@ std::string SampleBytes(const WindowSpec& spec, int events) {
   return bytes;
 }
 
-TEST_CASE("deserialize rejects truncated, corrupted and mismatched input and keeps its state") {
+TEST_CASE("window: deserialize rejects truncated, corrupted and mismatched input and keeps its state", "[window]") {
   for (WindowSpec spec : {Sliding(10'000), CountSpec(20), Accum(K::kSession, 5'000)}) {
     std::string bytes = SampleBytes(spec, 60);
     auto w = Window::Make(spec, &kPropSlots);
@@ -755,7 +755,7 @@ TEST_CASE("deserialize rejects truncated, corrupted and mismatched input and kee
   CHECK(Window::Make(Sliding(10'000), &kPropSlots)->Deserialize(bytes));
 }
 
-TEST_CASE("serialized form starts with the format byte and the window kind") {
+TEST_CASE("window: serialized form starts with the format byte and the window kind", "[window]") {
   std::string bytes = SampleBytes(CountSpec(5), 3);
   REQUIRE(bytes.size() > 2);
   CHECK(bytes[0] == 1);
