@@ -126,7 +126,6 @@ ReloadResult Daemon::Reload(const char* why) {
   size_t files = 0;
   auto t0 = std::chrono::steady_clock::now();
   auto rs = LoadRules(&errors, &files);
-  last_reload_time_ = NowSeconds();
   if (!rs) {
     for (const auto& e : errors) r.body += e.ToString() + "\n";
     r.body += "reload failed: the previous rules stay in force\n";
@@ -155,6 +154,7 @@ ReloadResult Daemon::Reload(const char* why) {
   bool acked = pipeline_->Reload(rs);
   rules_loaded_ = static_cast<int>(rules::RuleCount(*rs));
   last_reload_ok_ = 1;
+  last_reload_time_ = NowSeconds();
   reloads_ok_++;
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   char buf[256];
@@ -173,7 +173,7 @@ void Daemon::Collect(MetricsWriter& w) const {
   w.Gauge("vigie_rules_loaded", "Rules currently loaded.", {}, rules_loaded_.load());
   w.Gauge("vigie_config_last_reload_successful", "1 if the last rules reload succeeded (or none was tried), 0 if it failed.",
           {}, last_reload_ok_.load());
-  w.Gauge("vigie_config_last_reload_success_timestamp_seconds", "Unix time of the last reload attempt.", {},
+  w.Gauge("vigie_config_last_reload_success_timestamp_seconds", "Unix time of the last successful rules load (start-up or reload).", {},
           last_reload_time_.load());
   w.Counter("vigie_config_reloads_total", "Rules reloads by result.", {{"result", "success"}}, reloads_ok_.load());
   w.Counter("vigie_config_reloads_total", "Rules reloads by result.", {{"result", "failure"}}, reloads_failed_.load());
@@ -253,6 +253,7 @@ int Daemon::Run(const std::string& config_path) {
     return 1;
   }
   rules_loaded_ = static_cast<int>(rules::RuleCount(*rs));
+  last_reload_time_ = NowSeconds();
   log_->Logf(LogLevel::kInfo, kComponent, "config %s; %zu rules in %zu files from %s", cfg_.file.c_str(),
              rules::RuleCount(*rs), files, cfg_.rules.c_str());
 
@@ -346,6 +347,7 @@ int Daemon::Run(const std::string& config_path) {
   po.tz = tz_.get();
   po.location = cfg_.location;
   po.idle_evict_ms = cfg_.idle_evict_ms;
+  po.lateness_ms = cfg_.lateness_ms;
   po.max_producers = std::max<size_t>(16, cfg_.sources.size() * 2);
   PipelineDeps deps;
   deps.clock = &clock_;

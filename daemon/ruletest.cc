@@ -259,18 +259,23 @@ struct Totals {
 };
 
 void RunFile(const std::string& path, bool verbose, Totals* tot) {
+  // The whole file is read as a const node: yaml-cpp's non-const operator[] may insert keys.
   auto fail_file = [&](const std::string& msg) {
     std::printf("FAIL %s: %s\n", path.c_str(), msg.c_str());
     tot->failed++;
   };
-  YAML::Node root;
+  YAML::Node loaded;
   try {
-    root = YAML::LoadFile(path);
+    loaded = YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     fail_file("line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
     return;
   }
+  const YAML::Node& root = loaded;
   if (!root.IsMap()) return fail_file("a test file is a map with `rules:` and `tests:`");
+  if (!root["tests"])
+    return fail_file("not a test file: no `tests:` list (a rules file? give `vigie test` the test "
+                     "files, e.g. config/rules/tests/)");
   static const std::set<std::string> kTop = {"rules", "start", "timezone", "location", "tests"};
   for (const auto& kv : root)
     if (!kTop.count(kv.first.Scalar()))
@@ -283,8 +288,16 @@ void RunFile(const std::string& path, bool verbose, Totals* tot) {
     fs::path fp(p);
     rule_paths.push_back(fp.is_absolute() ? p : (dir / fp).lexically_normal().string());
   };
-  if (rn.IsSequence()) for (const auto& p : rn) add_path(p.Scalar());
-  else add_path(rn.Scalar());
+  if (rn.IsSequence()) {
+    for (const auto& p : rn) {
+      if (!p.IsScalar()) return fail_file(Place(path, p) + ": `rules:` lists paths of rule files or directories");
+      add_path(p.Scalar());
+    }
+  } else if (rn.IsScalar()) {
+    add_path(rn.Scalar());
+  } else {
+    return fail_file(Place(path, rn) + ": `rules:` lists paths of rule files or directories");
+  }
   TimeBase tb;
   std::string err;
   if (root["start"] && !ParseAt(root["start"], tb, &tb.start, &err)) return fail_file(Place(path, root["start"]) + ": " + err);

@@ -826,6 +826,10 @@ struct Loader {
     // actions
     ok &= ParseActions(then_n, "then", *r, &r->then);
     ok &= ParseActions(otherwise_n, "otherwise", *r, &r->otherwise);
+    // INTERFACES.md: a rule whose definition changed starts fresh on reload. Only the
+    // description is left out of the fingerprint (editing prose must not reset state).
+    if (then_n.IsDefined()) canon += "then:" + YAML::Dump(then_n) + "\n";
+    if (otherwise_n.IsDefined()) canon += "otherwise:" + YAML::Dump(otherwise_n) + "\n";
 
     if (ok) {
       r->reads_clock = (r->when && ReadsClock(*r->when)) || (r->clear_when && ReadsClock(*r->clear_when));

@@ -274,7 +274,7 @@ class Parser {
     } else if (name == "state_dir") {
       String(k, v, &out_->state_dir, false);
     } else if (name == "shards") {
-      if (Int(k, v, 0, 1024, &i)) out_->shards = static_cast<int>(i);
+      if (Int(k, v, 0, 64, &i)) out_->shards = static_cast<int>(i);
     } else if (name == "checkpoint_interval") {
       Duration(k, v, false, &out_->checkpoint_interval_ms);
     } else if (name == "timezone") {
@@ -293,6 +293,9 @@ class Parser {
       if (Int(k, v, 1, int64_t{1} << 26, &i)) out_->queue_capacity = static_cast<size_t>(i);
     } else if (name == "idle_evict") {
       Duration(k, v, true, &out_->idle_evict_ms);
+    } else if (name == "lateness") {
+      Duration(k, v, true, &out_->lateness_ms);
+      if (out_->lateness_ms > 60000) Error(v, "'lateness' must be at most 1m");
     } else if (name == "log_level") {
       std::string s;
       if (String(k, v, &s, false)) {

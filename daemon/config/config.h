@@ -44,7 +44,7 @@ struct Config {
   std::string file;                      // where it came from ("<embedded>" for the default)
   std::string rules = "config/rules";    // a rules directory or file (relative: to the cwd)
   std::string state_dir = "state";       // RocksDB lives here
-  int shards = 0;                        // worker threads; 0 = one per core
+  int shards = 0;                        // worker threads (0..64); 0 = one per core
   int64_t checkpoint_interval_ms = 1000; // checkpoint_interval: 1s  (> 0)
   std::string timezone = "Europe/Paris"; // a name of the tz database (validated when loaded)
   rules::Location location;              // location: {lat: 47.322, lon: 5.041}
@@ -56,6 +56,10 @@ struct Config {
 
   // Beyond the contract:
   size_t queue_capacity = 65536;         // events per shard queue
+  // lateness: how far engine time stays behind the wall clock, so that an event stamped by its
+  // sensor a little before it reaches the daemon is still placed at its own ts (and timers fire
+  // this much later in wall time, with their own instants as ts). Default 250ms.
+  int64_t lateness_ms = 250;
   int64_t idle_evict_ms = 0;             // idle_evict: groups idle this long are dropped; 0 = never
   std::string log_level = "info";        // debug | info | warn | error
 };
