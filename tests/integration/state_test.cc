@@ -288,6 +288,85 @@ TEST_CASE("Reload via SIGHUP: unchanged rules keep state, changed start fresh, r
   CHECK(CanonAll(out.all()) ==
         std::vector<std::string>{"alert rule=rule-a key=k state=firing severity=info summary=a k 3 labels={}",
                                  "alert rule=rule-b key=k state=firing severity=info summary=b k 2 labels={}"});
+  out.Clear();
+
+  // rule-c back as it was: its state (c1 active) was deleted with it, so c1 fires again.
+  d.WriteRules("reload.yaml", rules(2, true));
+  REQUIRE(d.Signal(SIGHUP));
+  REQUIRE(WaitUntil([&] { return d.Metric("vigie_config_reloads_total", {{"result", "success"}}) >= 2; }, 20s));
+  in.Send(R"({"kind": "c", "device": "c1"})");
+  IT_BARRIER(in, out);
+  CHECK(CanonAll(out.all()) == std::vector<std::string>{"command rule=rule-c key=c1 target=c/c1 action=go params={}"});
   CHECK(d.running());
+  IT_STOP_CLEAN(d);
+}
+
+TEST_CASE("Across restarts a changed rule starts fresh and a removed rule's state is gone for good",
+          "[integration][state]") {
+  auto rules = [](bool with_a, int b_threshold) {
+    std::string s = "rules:\n";
+    if (with_a) s += R"(  - name: rule-a
+    on: a
+    window: {sliding: 60s}
+    let:
+      n: count()
+    when: n >= 3
+    then:
+      - alert: {severity: info, summary: "a {key} {n}"}
+)";
+    s += R"(  - name: rule-b
+    on: b
+    window: {sliding: 60s}
+    let:
+      n: count()
+    when: n >= )" + std::to_string(b_threshold) + R"(
+    then:
+      - alert: {severity: info, summary: "b {key} {n}"}
+)";
+    return s;
+  };
+  const std::string a = R"({"kind": "a", "device": "k"})";
+  const std::string b = R"({"kind": "b", "device": "k"})";
+  TempDir dir;
+  Daemon d(dir.path());
+
+  // Run 1: a and b both 2 of 3.
+  d.WriteRules("r.yaml", rules(true, 3));
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    for (const auto& e : {a, a, b, b}) in.Send(e);
+    IT_BARRIER(in, out);
+    REQUIRE(CanonAll(out.all()).empty());
+    IT_STOP_CLEAN(d);
+  }
+  // Run 2: rule-a removed, rule-b changed (threshold 2): b starts fresh, 1 of 2.
+  d.WriteRules("r.yaml", rules(false, 2));
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    in.Send(b);
+    IT_BARRIER(in, out);
+    CHECK(CanonAll(out.all()).empty());  // with its old two events it would fire now
+    IT_STOP_CLEAN(d);
+  }
+  // Run 3: rule-a back, exactly as in run 1. Its state was deleted with it: fresh.
+  d.WriteRules("r.yaml", rules(true, 2));
+  IT_START(d);
+  Sender in(d.source_endpoint());
+  Outputs out(d);
+  in.Send(a);
+  in.Send(b);  // rule-b unchanged since run 2: 2 of 2
+  IT_BARRIER(in, out);
+  CHECK(CanonAll(out.all()) ==
+        std::vector<std::string>{"alert rule=rule-b key=k state=firing severity=info summary=b k 2 labels={}"});
+  out.Clear();
+  in.Send(a);
+  in.Send(a);
+  IT_BARRIER(in, out);
+  CHECK(CanonAll(out.all()) ==
+        std::vector<std::string>{"alert rule=rule-a key=k state=firing severity=info summary=a k 3 labels={}"});
   IT_STOP_CLEAN(d);
 }
