@@ -105,6 +105,13 @@ TEST_CASE("vigie check: ok line, FILE:LINE:COLUMN problems, exit codes", "[integ
   CHECK(duration);
   CHECK(function);
 
+  // A rule name used in two valid files: reported at the second one, exit 1.
+  WriteFile(dir / "dup.yaml", kOneRule);
+  ProcResult dup = RunVigie({"check", dir / "rules/a.yaml", dir / "dup.yaml"}, dir.path());
+  INFO(dup.out << dup.err);
+  CHECK(dup.exit_code == 1);
+  CHECK(std::regex_search(dup.out, std::regex(R"((a|dup)\.yaml:2:[0-9]+: .*hot)")));
+
   // A path that does not exist is a problem too, not a crash.
   ProcResult missing = RunVigie({"check", dir / "nope"}, dir.path());
   CHECK(missing.exit_code == 1);

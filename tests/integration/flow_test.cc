@@ -5,7 +5,10 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <algorithm>
+#include <signal.h>
+
 #include <cmath>
+#include <map>
 
 #include "plugins/codec/event_encoder.h"
 #include "rules/timefmt.h"
@@ -203,5 +206,72 @@ TEST_CASE("Bad input is rejected and counted by reason while good events in the 
   in.Send(R"({"device": "cam-11", "kind": "camera.status", "status": "fault", "code": 11, "site": "d"})");
   IT_BARRIER(in, out);
   CHECK(CanonOf(out.all(), "commands") == std::vector<std::string>{Cmd("cam-11", 11)});
+  IT_STOP_CLEAN(d);
+}
+
+TEST_CASE("Two shards under a stream with reloads in between keep every group's edges in order",
+          "[integration][flow]") {
+  TempDir dir;
+  DaemonConfig cfg;
+  cfg.shards = 2;
+  Daemon d(dir.path(), cfg);
+  d.WriteRules("hot.yaml", R"(rules:
+  - name: hot
+    on: temp
+    when: v > 50
+    then:
+      - command: {target: "fans/{device}", action: "on"}
+      - alert: {severity: warning, summary: "{device} hot"}
+    otherwise:
+      - command: {target: "fans/{device}", action: "off"}
+)");
+  IT_START(d);
+  Sender in(d.source_endpoint());
+  Outputs out(d);
+  constexpr int kDevices = 50, kRounds = 8;
+  for (int r = 0; r < kRounds; ++r) {
+    const double v = r % 2 == 0 ? 60 : 10;
+    for (int from = 0; from < kDevices; from += 10) {
+      std::vector<Event> batch;
+      for (int i = from; i < from + 10; ++i) {
+        Event ev;
+        ev.kind = "temp";
+        ev.Set("device", Value::String("dev-" + std::to_string(i)));
+        ev.Set("v", Value::Number(v));
+        batch.push_back(std::move(ev));
+      }
+      if ((from / 10) % 2 == 0) {
+        in.Send(FlatBatch(batch));
+      } else {
+        std::string json;
+        vigie::codec::EncodeEventBatchJson(batch, &json);
+        in.Send(json);
+      }
+    }
+    // Reload (same rules: every group keeps its state) while the stream is in flight.
+    if (r % 2 == 1) REQUIRE(d.Signal(SIGHUP));
+  }
+  const size_t expected = kDevices * kRounds * 2;  // each round: 2 outputs per device
+  REQUIRE(out.WaitFor([&](const std::vector<Received>& v) { return v.size() >= expected; }, 30s));
+  REQUIRE(WaitUntil([&] { return d.Metric("vigie_config_reloads_total", {{"result", "success"}}) >= 1; }, 20s));
+  out.Drain(200ms);  // anything extra would show here
+  const auto& all = out.all();
+  CHECK(all.size() == expected);
+  CHECK(Consecutive(Seqs(all)));
+  // Per device, in the order received on each sink: on/off and firing/resolved alternate.
+  std::map<std::string, std::vector<std::string>> cmds, alerts;
+  for (const auto& r : all) {
+    if (r.sink == "commands") cmds[r.out.key].push_back(r.out.action);
+    else alerts[r.out.key].push_back(r.out.state);
+  }
+  REQUIRE(cmds.size() == kDevices);
+  for (const auto& [key, actions] : cmds) {
+    INFO(key);
+    REQUIRE(actions.size() == kRounds);
+    for (int r = 0; r < kRounds; ++r) CHECK(actions[r] == (r % 2 == 0 ? "on" : "off"));
+    REQUIRE(alerts[key].size() == kRounds);
+    for (int r = 0; r < kRounds; ++r) CHECK(alerts[key][r] == (r % 2 == 0 ? "firing" : "resolved"));
+  }
+  CHECK(d.running());
   IT_STOP_CLEAN(d);
 }
