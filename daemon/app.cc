@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -76,6 +77,12 @@ class Daemon {
   MetricsRegistry registry_;
   std::unique_ptr<AdminServer> http_;
   std::unique_ptr<RocksStateStore> store_;
+  // Failure tests: VIGIE_FAULT_STATE_FILE=<path> makes every state write fail while <path>
+  // exists (docs/operations.md, "Testing failure handling"). Null in normal runs.
+  std::unique_ptr<FaultyStateStore> faulty_;
+  std::thread fault_watch_;
+  std::atomic<bool> fault_watch_stop_{false};
+  StateStore* state_ = nullptr;  // store_, or faulty_ wrapping it
   SeqAllocator seq_;
   bool seq_open_ = false;
   std::unique_ptr<Checkpointer> checkpointer_;
@@ -229,6 +236,11 @@ int Daemon::Shutdown(int code) {
   if (alerts_) alerts_->Stop();
   if (http_) http_->Stop();
   pipeline_.reset();
+  if (fault_watch_.joinable()) {
+    fault_watch_stop_ = true;
+    fault_watch_.join();
+  }
+  faulty_.reset();
   store_.reset();
   log_->Info(kComponent, code == 0 ? "stopped cleanly" : "stopped");
   return code;
@@ -301,12 +313,25 @@ int Daemon::Run(const std::string& config_path) {
     std::fprintf(stderr, "%s: state_dir %s: %s\n", cfg_.file.c_str(), cfg_.state_dir.c_str(), err.c_str());
     return Shutdown(1);
   }
-  if (!seq_.Open(store_.get(), &err)) {
+  state_ = store_.get();
+  if (const char* fault_file = std::getenv("VIGIE_FAULT_STATE_FILE"); fault_file && *fault_file) {
+    faulty_ = std::make_unique<FaultyStateStore>(store_.get());
+    state_ = faulty_.get();
+    std::string path = fault_file;
+    log_->Logf(LogLevel::kWarn, kComponent, "fault injection: state writes fail while %s exists", path.c_str());
+    fault_watch_ = std::thread([this, path] {
+      while (!fault_watch_stop_.load()) {
+        faulty_->fail_writes = std::filesystem::exists(path);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  if (!seq_.Open(state_, &err)) {
     std::fprintf(stderr, "%s: state_dir %s: %s\n", cfg_.file.c_str(), cfg_.state_dir.c_str(), err.c_str());
     return Shutdown(1);
   }
   seq_open_ = true;
-  checkpointer_ = std::make_unique<Checkpointer>(store_.get(), log_);
+  checkpointer_ = std::make_unique<Checkpointer>(state_, log_);
   checkpointer_->Start();
 
   // Sinks.
@@ -369,7 +394,7 @@ int Daemon::Run(const std::string& config_path) {
   };
   pipeline_ = std::make_unique<Pipeline>(po, std::move(deps), rs);
   auto t0 = std::chrono::steady_clock::now();
-  if (!pipeline_->Restore(*store_, &err)) {
+  if (!pipeline_->Restore(*state_, &err)) {
     std::fprintf(stderr, "%s: state_dir %s: cannot recover state: %s\n", cfg_.file.c_str(), cfg_.state_dir.c_str(),
                  err.c_str());
     return Shutdown(1);

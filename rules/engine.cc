@@ -94,6 +94,7 @@ struct Group {
   // timer bookkeeping
   int64_t heap_due = kNever;
   int heap_refs = 0;
+  uint32_t stored_bytes = 0;  // size of its last checkpointed form (vigie_rule_state_bytes)
 };
 
 struct TimerEntry {
@@ -490,6 +491,7 @@ struct Engine::Impl {
     pending_deletes.push_back(std::move(k));
     it->second.release();
     r.groups.erase(it);
+    SetStoredBytes(g, 0);
     g->zombie = true;
     g->dirty = false;
     AdjustGroups(g->rule, -1);
@@ -765,6 +767,14 @@ struct Engine::Impl {
     d->puts.emplace_back();
     StateKey(g, &d->puts.back().first);
     Serialize(g, &d->puts.back().second);
+    SetStoredBytes(g, d->puts.back().first.size() + d->puts.back().second.size());
+  }
+
+  void SetStoredBytes(Group* g, size_t bytes) {
+    RuleStats& st = St(g->rule);
+    int64_t delta = static_cast<int64_t>(bytes) - static_cast<int64_t>(g->stored_bytes);
+    st.state_bytes.store(st.state_bytes.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    g->stored_bytes = static_cast<uint32_t>(bytes);
   }
 
   // ---- reload --------------------------------------------------------------------------------
@@ -813,15 +823,17 @@ struct Engine::Impl {
     zombies.clear();
     for (uint32_t i = 0; i < rt.size(); ++i) {
       RuleStats& st = St(i);
-      int64_t active = 0;
+      int64_t active = 0, bytes = 0;
       for (auto& [k, g] : rt[i].groups) {
         g->heap_due = kNever;
         g->heap_refs = 0;
         active += g->active;
+        bytes += g->stored_bytes;
         Schedule(g.get());
       }
       st.groups = static_cast<int64_t>(rt[i].groups.size());
       st.active_groups = active;
+      st.state_bytes = bytes;
     }
   }
   std::vector<Group*> zombies;
@@ -892,6 +904,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   Group* raw = g.get();
   r.groups.emplace(gkey, std::move(g));
   m.AdjustGroups(static_cast<uint32_t>(idx), +1);
+  m.SetStoredBytes(raw, key.size() + value.size());
   if (raw->active) {
     RuleStats& st = m.St(idx);
     st.active_groups.store(st.active_groups.load() + 1, std::memory_order_relaxed);

@@ -36,7 +36,7 @@ struct RuleStats {
   std::atomic<uint64_t> errors[kErrorCount_]{};
   std::atomic<int64_t> groups{0};         // groups held in memory
   std::atomic<int64_t> active_groups{0};
-  std::atomic<int64_t> state_bytes{0};    // approximate
+  std::atomic<int64_t> state_bytes{0};    // bytes of the groups' last checkpointed form
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
