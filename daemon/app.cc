@@ -283,7 +283,8 @@ int Daemon::Run(const std::string& config_path) {
   if (!cfg_.http_listen.empty()) {
     AdminServerOptions ho;
     if (!SplitHostPort(cfg_.http_listen, &ho.host, &ho.port)) {
-      std::fprintf(stderr, "%s: http.listen '%s' is not host:port\n", cfg_.file.c_str(), cfg_.http_listen.c_str());
+      std::fprintf(stderr, "%s: http.listen '%s' is not host:port\n",
+                   Place(cfg_, cfg_.http_line, cfg_.http_col).c_str(), cfg_.http_listen.c_str());
       return 1;
     }
     AdminHandlers h;
@@ -300,7 +301,8 @@ int Daemon::Run(const std::string& config_path) {
     };
     http_ = std::make_unique<AdminServer>(ho, h);
     if (!http_->Start(&err)) {
-      std::fprintf(stderr, "%s: http.listen %s: %s\n", cfg_.file.c_str(), cfg_.http_listen.c_str(), err.c_str());
+      std::fprintf(stderr, "%s: http.listen %s: %s\n", Place(cfg_, cfg_.http_line, cfg_.http_col).c_str(),
+                   cfg_.http_listen.c_str(), err.c_str());
       return 1;
     }
     log_->Logf(LogLevel::kInfo, kComponent, "metrics and admin on http://%s:%d/metrics", ho.host.c_str(), http_->port());

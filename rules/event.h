@@ -21,6 +21,7 @@ struct Event {
   int64_t ts_ms = 0;       // event time, ms since the Unix epoch (ingest time if the event had none)
   bool has_ts = false;     // false when ts_ms was filled from ingest time / the previous event
   int64_t ingest_ns = 0;   // steady-clock ns at decode (latency metrics); 0 when unknown
+  bool is_copy = false;    // a second copy routed to another shard (not counted twice)
   std::string kind;        // required
   std::vector<Field> fields;  // every member but ts and kind, "device" included
 
@@ -34,6 +35,7 @@ struct Event {
     ts_ms = 0;
     has_ts = false;
     ingest_ns = 0;
+    is_copy = false;
     kind.clear();
     fields.clear();
   }

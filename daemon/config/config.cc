@@ -264,6 +264,8 @@ class Parser {
         return;
       }
       out_->http_listen = s;
+      out_->http_line = val.Mark().line + 1;
+      out_->http_col = val.Mark().column + 1;
     });
   }
 

@@ -53,6 +53,7 @@ struct Config {
   PluginSpec commands_sink;              // sinks: {commands: ..., alerts: ...}, both required
   PluginSpec alerts_sink;
   std::string http_listen = "127.0.0.1:9464";  // http: {listen: "host:port"}; "" = no server
+  int http_line = 0, http_col = 0;       // where http.listen was written (0: the default)
 
   // Beyond the contract:
   size_t queue_capacity = 65536;         // events per shard queue

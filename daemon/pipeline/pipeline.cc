@@ -238,7 +238,7 @@ void Pipeline::Collect(MetricsWriter& w) const {
               {{"shard", shard}}, static_cast<double>(Load(st.processed)));
   }
   w.Counter("vigie_events_processed_total",
-            "Events processed: by each shard that needed them, plus events no rule can match.",
+            "Events processed (each once, however many shards needed it), plus events no rule can match.",
             {}, static_cast<double>(processed + Load(rs.unmatched)));
   w.Counter("vigie_events_unmatched_total",
             "Events no rule can match (counted as processed, dropped by the router).", {},

@@ -53,6 +53,7 @@ struct EventBatch {
     } else {
       events.push_back(ev);
     }
+    events[size].is_copy = true;  // counted (processed, latency) only where the original goes
     ++size;
   }
 };

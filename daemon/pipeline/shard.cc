@@ -13,6 +13,7 @@ std::vector<double> EventLatencyBounds() {
 void ShardWorker::QueueSink::Emit(rules::Output&& o) {
   w_->out_->Push(tok_, std::move(o), *w_->dispatcher_);
   ShardStats::Add(w_->stats_.outputs);
+  ++since_checkpoint;
 }
 
 ShardWorker::ShardWorker(const ShardOptions& opts, std::unique_ptr<ShardEngine> engine,
@@ -112,6 +113,7 @@ void ShardWorker::Checkpoint(bool full) {
   } else {
     engine_->TakeDirty(&delta_);
   }
+  sink_.since_checkpoint = 0;
   if (delta_.empty()) return;
   checkpoint_(opts_.index, std::move(delta_));
   delta_.clear();  // moved-from: make it a valid empty delta again
@@ -136,11 +138,14 @@ void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
   }
   // One steady-clock read per batch: latency is measured to the end of the batch.
   const int64_t done_ns = clock_->SteadyNs();
+  uint64_t originals = 0;
   for (size_t i = 0; i < b.size; ++i) {
+    if (b.events[i].is_copy) continue;  // an event routed to several shards counts once
+    ++originals;
     const int64_t ing = b.events[i].ingest_ns;
     if (ing != 0) stats_.latency.Observe(static_cast<double>(done_ns - ing) * 1e-9);
   }
-  ShardStats::Add(stats_.processed, b.size);
+  ShardStats::Add(stats_.processed, originals);
   ShardStats::Add(stats_.batches);
   if (late) ShardStats::Add(stats_.late, late);
   if (future) ShardStats::Add(stats_.future, future);
@@ -169,7 +174,13 @@ void ShardWorker::Run() {
       if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
     }
     stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
-    if (wall >= next_checkpoint) {
+    // A state change (an output went out) is checkpointed soon, not only at the interval, so
+    // that a kill -9 right after an activation does not send its `then` again at restart. Rate
+    // limited: at most one such early checkpoint per kTransitionCheckpointMs.
+    constexpr int64_t kTransitionCheckpointMs = 50;
+    const bool early = sink_.since_checkpoint > 0 && checkpoint_ &&
+                       wall >= next_checkpoint - opts_.checkpoint_interval_ms + kTransitionCheckpointMs;
+    if (wall >= next_checkpoint || early) {
       Checkpoint(false);
       next_checkpoint = wall + opts_.checkpoint_interval_ms;
     }
@@ -182,6 +193,8 @@ void ShardWorker::Run() {
       wake_ms = std::min(wake_ms, next_timer + opts_.lateness_ms);
     }
     wake_ms = std::min(wake_ms, next_checkpoint);
+    if (sink_.since_checkpoint > 0)
+      wake_ms = std::min(wake_ms, next_checkpoint - opts_.checkpoint_interval_ms + kTransitionCheckpointMs);
     const int64_t sleep_ms = std::max<int64_t>(1, wake_ms - wall);
     in_->waker().Sleep(sleep_ms * 1000, [this] {
       return !in_->Empty() || stop_.load(std::memory_order_acquire) ||

@@ -114,6 +114,7 @@ class ShardWorker {
    public:
     QueueSink(ShardWorker* w) : w_(w), tok_(w->out_->queue()) {}
     void Emit(rules::Output&& o) override;
+    uint64_t since_checkpoint = 0;  // outputs (state changes) not yet covered by a checkpoint
 
    private:
     ShardWorker* w_;

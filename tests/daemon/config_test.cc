@@ -106,7 +106,7 @@ TEST_CASE("config: all errors, each at its place") {
   auto has = [&](const std::string& prefix) {
     return all.find(prefix) != std::string::npos;
   };
-  CHECK(has("bad.yaml:1:9: 'shards' must be an integer from 0 to 1024, not '-1'"));
+  CHECK(has("bad.yaml:1:9: 'shards' must be an integer from 0 to 64, not '-1'"));
   CHECK(has("bad.yaml:2:22: 'checkpoint_interval': "));
   CHECK(has("bad.yaml:3:17: 'lat' must be a number from -90 to 90, not '91'"));
   CHECK(has("bad.yaml:3:26: 'lon' must be a number from -180 to 180, not 'east'"));

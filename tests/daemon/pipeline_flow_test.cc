@@ -263,7 +263,8 @@ TEST_CASE("pipeline: router sends each event to the shards of its mask, copies w
   MetricsWriter w;
   f.pipeline->Collect(w);
   const std::string text = w.Render();
-  CHECK(text.find("vigie_events_processed_total 8\n") != std::string::npos);  // 7 copies + 1
+  // Each event once, however many shards it went to: 4 routed + 1 unmatched.
+  CHECK(text.find("vigie_events_processed_total 5\n") != std::string::npos);
   CHECK(text.find("vigie_events_unmatched_total 1\n") != std::string::npos);
   CHECK(text.find("vigie_queue_depth{shard=\"2\"} 0\n") != std::string::npos);
   CHECK(text.find("vigie_rule_evaluations_total{rule=\"fake\"} 7\n") != std::string::npos);
@@ -520,8 +521,8 @@ TEST_CASE("pipeline: restore feeds each shard its entries; checkpoints periodic 
   REQUIRE(f.pipeline->consumer()->Consume(msg));
   // Both workers are running (each has processed q) before the clock moves.
   REQUIRE(WaitUntil([&] {
-    return f.pipeline->shard(0).stats().processed.load() == 1 &&
-           f.pipeline->shard(1).stats().processed.load() == 1;
+    return f.pipeline->shard(0).stats().batches.load() == 1 &&
+           f.pipeline->shard(1).stats().batches.load() == 1;
   }));
   CHECK(f.Checkpoints().empty());
   f.clock.SetMs(51000);
