@@ -1,20 +1,28 @@
-// vigie-state-bench: what N groups of durable state cost, measured on the real rules::Engine and
-// the real RocksStateStore, driven the way the daemon drives them (one engine = one shard):
+// vigie-state-bench: what N groups of durable state cost, measured on the real
+// rules::Engine and the real RocksStateStore, driven the way the daemon drives
+// them (one engine = one shard):
 //
-//   1. build   compile one rule, feed K events for each of N devices through Engine::Process
-//              (event time increasing, spread over 5 minutes of one 10-minute period, so no
-//              window expires and no tumbling period closes during the feed): events/s;
+//   1. build   compile one rule, feed K events for each of N devices through
+//   Engine::Process
+//              (event time increasing, spread over 5 minutes of one 10-minute
+//              period, so no window expires and no tumbling period closes
+//              during the feed): events/s;
 //   2. checkpoint  Engine::TakeDirty into a StateDelta (serialization), then
-//              RocksStateStore::Write of that delta (one batch, as a shard's checkpoint is written,
-//              or batches of --batch-puts puts): time of each part, bytes (keys + values);
-//   3. restart-to-ready  close the store, reopen it (RocksStateStore::Open: includes the WAL
-//              replay, since nothing forces a flush), fresh Engine, Scan(Engine::StatePrefix())
-//              feeding Engine::Restore, then FinishRestore(now = last event + 1 s): time of each
-//              part; exits 1 unless exactly N groups were restored;
-//   4. peak RSS (getrusage ru_maxrss) at the end, and the resident size after each phase.
+//              RocksStateStore::Write of that delta (one batch, as a shard's
+//              checkpoint is written, or batches of --batch-puts puts): time of
+//              each part, bytes (keys + values);
+//   3. restart-to-ready  close the store, reopen it (RocksStateStore::Open:
+//   includes the WAL
+//              replay, since nothing forces a flush), fresh Engine,
+//              Scan(Engine::StatePrefix()) feeding Engine::Restore, then
+//              FinishRestore(now = last event + 1 s): time of each part; exits
+//              1 unless exactly N groups were restored;
+//   4. peak RSS (getrusage ru_maxrss) at the end, and the resident size after
+//   each phase.
 //
-// Prints a human table on stderr and one JSON line on stdout. Single-threaded; the store lives
-// in --dir (a fresh temporary directory by default, removed at the end unless --keep).
+// Prints a human table on stderr and one JSON line on stdout. Single-threaded;
+// the store lives in --dir (a fresh temporary directory by default, removed at
+// the end unless --keep).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -46,34 +54,38 @@ double SecondsSince(Clock::time_point t0) {
 
 // Resident set size now, from /proc/self/statm (bytes); 0 if unreadable.
 uint64_t CurrentRssBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) return 0;
+  FILE *f = std::fopen("/proc/self/statm", "r");
+  if (!f)
+    return 0;
   unsigned long long size = 0, resident = 0;
   const int n = std::fscanf(f, "%llu %llu", &size, &resident);
   std::fclose(f);
-  if (n != 2) return 0;
+  if (n != 2)
+    return 0;
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 uint64_t PeakRssBytes() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux: kilobytes
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024; // Linux: kilobytes
 }
 
 class CountingSink final : public vigie::rules::OutputSink {
- public:
-  void Emit(vigie::rules::Output&&) override { ++count; }
+public:
+  void Emit(vigie::rules::Output &&) override { ++count; }
   uint64_t count = 0;
 };
 
-// The rule of each kind: one group per device, nothing that fires during the bench.
-std::string RuleText(const std::string& kind) {
-  std::string head =
-      "rules:\n"
-      "  - name: bench-" + kind + "\n"
-      "    on: traffic\n"
-      "    group_by: device\n";
+// The rule of each kind: one group per device, nothing that fires during the
+// bench.
+std::string RuleText(const std::string &kind) {
+  std::string head = "rules:\n"
+                     "  - name: bench-" +
+                     kind +
+                     "\n"
+                     "    on: traffic\n"
+                     "    group_by: device\n";
   const std::string then =
       "    then:\n"
       "      - alert: {severity: info, summary: \"{device} busy\"}\n";
@@ -82,61 +94,71 @@ std::string RuleText(const std::string& kind) {
            "    window: {sliding: 10m}\n"
            "    let:\n"
            "      n: count()\n"
-           "    when: n > 100\n" + then;
+           "    when: n > 100\n" +
+           then;
   }
   if (kind == "tumbling") {
     return head +
            "    window: {tumbling: 10m}\n"
            "    let:\n"
            "      n: count()\n"
-           "    when: n > 100\n" + then;
+           "    when: n > 100\n" +
+           then;
   }
   if (kind == "absence") {
     return head + "    absent_for: 1h\n" + then;
   }
-  return head + "    when: speed > 1000\n" + then;  // stateless
+  return head + "    when: speed > 1000\n" + then; // stateless
 }
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
 
-}  // namespace
+} // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   namespace vr = vigie::rules;
   namespace vd = vigie::daemon;
 
-  CLI::App app{"vigie-state-bench: checkpoint and restart-to-ready cost of N groups"};
+  CLI::App app{
+      "vigie-state-bench: checkpoint and restart-to-ready cost of N groups"};
   int64_t groups = 100000;
   std::string rule_kind = "sliding";
   int events_per_group = 3;
   std::string dir;
   bool keep = false;
   int64_t batch_puts = 0;
-  app.add_option("--groups", groups, "number of groups (devices)")->check(CLI::PositiveNumber);
+  app.add_option("--groups", groups, "number of groups (devices)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--rule", rule_kind, "rule kind")
       ->check(CLI::IsMember({"sliding", "stateless", "absence", "tumbling"}));
   app.add_option("--events-per-group", events_per_group, "events fed per group")
       ->check(CLI::PositiveNumber);
-  app.add_option("--dir", dir, "RocksDB directory (default: a fresh temporary directory)");
+  app.add_option("--dir", dir,
+                 "RocksDB directory (default: a fresh temporary directory)");
   app.add_flag("--keep", keep, "keep the directory at the end");
-  app.add_option("--batch-puts", batch_puts,
-                 "write the checkpoint in batches of this many puts (0 = one batch)")
+  app.add_option(
+         "--batch-puts", batch_puts,
+         "write the checkpoint in batches of this many puts (0 = one batch)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
   if (dir.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "vigie-state-bench.XXXXXX");
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "vigie-state-bench.XXXXXX");
     if (!mkdtemp(tmpl.data())) {
       std::perror("mkdtemp");
       return 2;
     }
     dir = tmpl;
   } else if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)) {
-    std::fprintf(stderr, "--dir %s is not empty: refusing to measure on old data\n", dir.c_str());
+    std::fprintf(stderr,
+                 "--dir %s is not empty: refusing to measure on old data\n",
+                 dir.c_str());
     return 2;
   }
   auto cleanup = [&] {
-    if (keep) return;
+    if (keep)
+      return;
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   };
@@ -145,7 +167,8 @@ int main(int argc, char** argv) {
   std::vector<vr::LoadError> errors;
   auto rules = vr::CompileRules({{"bench.yaml", RuleText(rule_kind)}}, &errors);
   if (!rules) {
-    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    for (const auto &e : errors)
+      std::fprintf(stderr, "%s\n", e.ToString().c_str());
     cleanup();
     return 2;
   }
@@ -154,18 +177,21 @@ int main(int argc, char** argv) {
   eopts.tz = &utc;
 
   // ---- 1. build N groups
-  // Device names prepared up front so the timed loop measures the engine, not sprintf.
+  // Device names prepared up front so the timed loop measures the engine, not
+  // sprintf.
   std::vector<std::string> devices(static_cast<size_t>(groups));
   for (int64_t g = 0; g < groups; ++g) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "dev-%08" PRId64, g);
     devices[static_cast<size_t>(g)] = buf;
   }
-  // 1 minute into a 10-minute period (epoch-aligned), events over the next 5 minutes.
+  // 1 minute into a 10-minute period (epoch-aligned), events over the next 5
+  // minutes.
   const int64_t period_ms = 600000;
   const int64_t t0 = (1700000000000LL / period_ms) * period_ms + 60000;
   const int64_t span_ms = 300000;
-  const uint64_t total_events = static_cast<uint64_t>(groups) * events_per_group;
+  const uint64_t total_events =
+      static_cast<uint64_t>(groups) * events_per_group;
 
   CountingSink sink;
   const uint64_t rss_start = CurrentRssBytes();
@@ -178,8 +204,9 @@ int main(int argc, char** argv) {
   const auto feed_start = Clock::now();
   for (int k = 0; k < events_per_group; ++k) {
     for (int64_t g = 0; g < groups; ++g, ++i) {
-      const int64_t ts = t0 + static_cast<int64_t>((i * static_cast<uint64_t>(span_ms)) /
-                                                    total_events);
+      const int64_t ts =
+          t0 + static_cast<int64_t>((i * static_cast<uint64_t>(span_ms)) /
+                                    total_events);
       ev.ts_ms = ts;
       ev.Set("device", vr::Value::String(devices[static_cast<size_t>(g)]));
       ev.Set("speed", vr::Value::Number(static_cast<double>(30 + (i % 50))));
@@ -204,7 +231,7 @@ int main(int argc, char** argv) {
   engine->TakeDirty(&delta);
   const double serialize_s = SecondsSince(t);
   uint64_t key_bytes = 0, value_bytes = 0;
-  for (const auto& [k, v] : delta.puts) {
+  for (const auto &[k, v] : delta.puts) {
     key_bytes += k.size();
     value_bytes += v.size();
   }
@@ -222,10 +249,13 @@ int main(int argc, char** argv) {
     }
   } else {
     vr::StateDelta part;
-    for (size_t b = 0; b < delta.puts.size(); b += static_cast<size_t>(batch_puts)) {
+    for (size_t b = 0; b < delta.puts.size();
+         b += static_cast<size_t>(batch_puts)) {
       part.clear();
-      const size_t e = std::min(delta.puts.size(), b + static_cast<size_t>(batch_puts));
-      for (size_t j = b; j < e; ++j) part.puts.push_back(std::move(delta.puts[j]));
+      const size_t e =
+          std::min(delta.puts.size(), b + static_cast<size_t>(batch_puts));
+      for (size_t j = b; j < e; ++j)
+        part.puts.push_back(std::move(delta.puts[j]));
       ++batches;
       if (!store->Write(part, &err)) {
         std::fprintf(stderr, "write: %s\n", err.c_str());
@@ -238,8 +268,8 @@ int main(int argc, char** argv) {
   delta.clear();
   delta.puts.shrink_to_fit();
 
-  // A second TakeDirty right after must be empty (nothing changed): its cost is the idle
-  // checkpoint of a shard with N clean groups.
+  // A second TakeDirty right after must be empty (nothing changed): its cost is
+  // the idle checkpoint of a shard with N clean groups.
   t = Clock::now();
   engine->TakeDirty(&delta);
   const double idle_take_s = SecondsSince(t);
@@ -286,6 +316,19 @@ int main(int argc, char** argv) {
   const double finish_s = SecondsSince(t);
   const double restart_s = SecondsSince(restart_start);
   const size_t groups_restored = restored_engine->group_count();
+  // The store's share of scan + restore: the same scan again with nothing done
+  // per entry (warm: block cache and page cache already hold what the first
+  // scan read).
+  t = Clock::now();
+  uint64_t scanned = 0;
+  store->Scan(
+      vr::Engine::StatePrefix(),
+      [&](std::string_view, std::string_view) {
+        ++scanned;
+        return true;
+      },
+      &err);
+  const double scan_only_s = SecondsSince(t);
   const uint64_t store_bytes = store->ApproximateBytes();
   const uint64_t rss_after_restore = CurrentRssBytes();
   const uint64_t peak_rss = PeakRssBytes();
@@ -296,51 +339,64 @@ int main(int argc, char** argv) {
 
   // ---- report
   const double total_bytes = static_cast<double>(key_bytes + value_bytes);
-  std::fprintf(stderr,
-               "vigie-state-bench  rule=%s groups=%" PRId64 " events/group=%d dir=%s\n"
-               "  build     %10" PRIu64 " events in %8.3f s  = %12.0f events/s  (%zu groups, %"
-               PRIu64 " outputs)\n"
-               "  checkpoint serialize (TakeDirty)  %8.3f s  %zu puts\n"
-               "             write (RocksDB, %zu batch%s) %8.3f s\n"
-               "             total                 %8.3f s\n"
-               "             bytes  keys %.1f MiB + values %.1f MiB = %.1f MiB, %.1f B/group "
-               "(key %.1f + value %.1f)\n"
-               "             idle TakeDirty        %8.3f s  (%zu puts)\n"
-               "  close store                      %8.3f s\n"
-               "  restart    open (incl. WAL replay) %8.3f s\n"
-               "             scan + restore        %8.3f s  restored %" PRIu64 ", ignored %"
-               PRIu64 "\n"
-               "             FinishRestore         %8.3f s  (%" PRIu64 " outputs)\n"
-               "             total (to ready)      %8.3f s  -> %zu groups\n"
-               "  RSS   start %.1f MiB, after feed %.1f MiB, after serialize %.1f MiB, after "
-               "restore %.1f MiB, peak %.1f MiB; store ~%.1f MiB\n"
-               "  %s\n",
-               rule_kind.c_str(), groups, events_per_group, dir.c_str(), total_events, feed_s,
-               total_events / feed_s, groups_built, sink.count, serialize_s, puts, batches,
-               batches == 1 ? "" : "es", write_s, serialize_s + write_s, MiB(key_bytes),
-               MiB(value_bytes), MiB(key_bytes + value_bytes), total_bytes / groups,
-               static_cast<double>(key_bytes) / groups, static_cast<double>(value_bytes) / groups,
-               idle_take_s, idle_puts, close_s, open_s, scan_restore_s, restored, ignored,
-               finish_s, restore_sink.count, restart_s, groups_restored, MiB(rss_start),
-               MiB(rss_after_feed), MiB(rss_after_serialize), MiB(rss_after_restore),
-               MiB(peak_rss), MiB(store_bytes),
-               ok ? "OK: every group restored" : "FAIL: restored group count differs from N");
+  std::fprintf(
+      stderr,
+      "vigie-state-bench  rule=%s groups=%" PRId64 " events/group=%d dir=%s\n"
+      "  build     %10" PRIu64
+      " events in %8.3f s  = %12.0f events/s  (%zu groups, %" PRIu64
+      " outputs)\n"
+      "  checkpoint serialize (TakeDirty)  %8.3f s  %zu puts\n"
+      "             write (RocksDB, %zu batch%s) %8.3f s\n"
+      "             total                 %8.3f s\n"
+      "             bytes  keys %.1f MiB + values %.1f MiB = %.1f MiB, %.1f "
+      "B/group "
+      "(key %.1f + value %.1f)\n"
+      "             idle TakeDirty        %8.3f s  (%zu puts)\n"
+      "  close store                      %8.3f s\n"
+      "  restart    open (incl. WAL replay) %8.3f s\n"
+      "             scan + restore        %8.3f s  restored %" PRIu64
+      ", ignored %" PRIu64 "\n"
+      "             (scan alone, warm     %8.3f s)\n"
+      "             FinishRestore         %8.3f s  (%" PRIu64 " outputs)\n"
+      "             total (to ready)      %8.3f s  -> %zu groups\n"
+      "  RSS   start %.1f MiB, after feed %.1f MiB, after serialize %.1f MiB, "
+      "after "
+      "restore %.1f MiB, peak %.1f MiB; store ~%.1f MiB\n"
+      "  %s\n",
+      rule_kind.c_str(), groups, events_per_group, dir.c_str(), total_events,
+      feed_s, total_events / feed_s, groups_built, sink.count, serialize_s,
+      puts, batches, batches == 1 ? "" : "es", write_s, serialize_s + write_s,
+      MiB(key_bytes), MiB(value_bytes), MiB(key_bytes + value_bytes),
+      total_bytes / groups, static_cast<double>(key_bytes) / groups,
+      static_cast<double>(value_bytes) / groups, idle_take_s, idle_puts,
+      close_s, open_s, scan_restore_s, restored, ignored, scan_only_s, finish_s,
+      restore_sink.count, restart_s, groups_restored, MiB(rss_start),
+      MiB(rss_after_feed), MiB(rss_after_serialize), MiB(rss_after_restore),
+      MiB(peak_rss), MiB(store_bytes),
+      ok ? "OK: every group restored"
+         : "FAIL: restored group count differs from N");
 
   std::printf(
       "{\"tool\":\"vigie-state-bench\",\"rule\":\"%s\",\"groups\":%" PRId64
-      ",\"events_per_group\":%d,\"events\":%" PRIu64 ",\"feed_s\":%.6f,\"feed_eps\":%.0f,"
-      "\"groups_built\":%zu,\"puts\":%zu,\"key_bytes\":%" PRIu64 ",\"value_bytes\":%" PRIu64
-      ",\"bytes_per_group\":%.2f,\"serialize_s\":%.6f,\"write_s\":%.6f,\"write_batches\":%zu,"
-      "\"checkpoint_s\":%.6f,\"idle_take_dirty_s\":%.6f,\"close_s\":%.6f,\"open_s\":%.6f,"
-      "\"scan_restore_s\":%.6f,\"finish_restore_s\":%.6f,\"restart_s\":%.6f,\"restored\":%" PRIu64
-      ",\"ignored\":%" PRIu64 ",\"groups_restored\":%zu,\"rss_after_feed_bytes\":%" PRIu64
+      ",\"events_per_group\":%d,\"events\":%" PRIu64
+      ",\"feed_s\":%.6f,\"feed_eps\":%.0f,"
+      "\"groups_built\":%zu,\"puts\":%zu,\"key_bytes\":%" PRIu64
+      ",\"value_bytes\":%" PRIu64 ",\"bytes_per_group\":%.2f,\"serialize_s\":%."
+                                  "6f,\"write_s\":%.6f,\"write_batches\":%zu,"
+      "\"checkpoint_s\":%.6f,\"idle_take_dirty_s\":%.6f,\"close_s\":%.6f,"
+      "\"open_s\":%.6f,"
+      "\"scan_restore_s\":%.6f,\"scan_only_warm_s\":%.6f,\"finish_restore_s\":%"
+      ".6f,\"restart_s\":%.6f,\"restored\":%" PRIu64 ",\"ignored\":%" PRIu64
+      ",\"groups_restored\":%zu,\"rss_after_feed_bytes\":%" PRIu64
       ",\"rss_after_restore_bytes\":%" PRIu64 ",\"peak_rss_bytes\":%" PRIu64
       ",\"store_bytes\":%" PRIu64 ",\"ok\":%s}\n",
-      rule_kind.c_str(), groups, events_per_group, total_events, feed_s, total_events / feed_s,
-      groups_built, puts, key_bytes, value_bytes, total_bytes / groups, serialize_s, write_s,
-      batches, serialize_s + write_s, idle_take_s, close_s, open_s, scan_restore_s, finish_s,
-      restart_s, restored, ignored, groups_restored, rss_after_feed, rss_after_restore, peak_rss,
-      store_bytes, ok ? "true" : "false");
+      rule_kind.c_str(), groups, events_per_group, total_events, feed_s,
+      total_events / feed_s, groups_built, puts, key_bytes, value_bytes,
+      total_bytes / groups, serialize_s, write_s, batches,
+      serialize_s + write_s, idle_take_s, close_s, open_s, scan_restore_s,
+      scan_only_s, finish_s, restart_s, restored, ignored, groups_restored,
+      rss_after_feed, rss_after_restore, peak_rss, store_bytes,
+      ok ? "true" : "false");
   std::fflush(stdout);
 
   restored_engine.reset();
