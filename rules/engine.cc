@@ -81,6 +81,7 @@ struct Group {
   bool pending = false;
   bool dirty = false;
   bool in_dirty_list = false;
+  bool in_changed_list = false;  // its active flag changed since the last TakeChanged/TakeDirty
   bool zombie = false;
   int64_t pending_due = kNever;
   int64_t last_seen = 0;
@@ -142,6 +143,7 @@ struct Engine::Impl {
   size_t groups_total = 0;
 
   std::vector<Group*> dirty;
+  std::vector<Group*> changed;  // groups that activated/deactivated (subset of dirty)
   std::vector<std::string> pending_deletes;
   std::vector<std::string> pending_prefix_deletes;
 
@@ -264,7 +266,7 @@ struct Engine::Impl {
   }
 
   void MaybeFree(Group* g) {
-    if (g->zombie && g->heap_refs == 0 && !g->in_dirty_list) delete g;
+    if (g->zombie && g->heap_refs == 0 && !g->in_dirty_list && !g->in_changed_list) delete g;
   }
 
   // ---- evaluation ----------------------------------------------------------------------------
@@ -380,7 +382,15 @@ struct Engine::Impl {
     }
   }
 
+  void MarkChanged(Group* g) {
+    if (!g->in_changed_list) {
+      g->in_changed_list = true;
+      changed.push_back(g);
+    }
+  }
+
   void Activate(Group* g, int64_t T, const Event* ev, const EvalContext& ctx, OutputSink& out) {
+    MarkChanged(g);
     g->active = true;
     g->pending = false;
     g->pending_due = kNever;
@@ -394,6 +404,7 @@ struct Engine::Impl {
 
   void Deactivate(Group* g, int64_t T, const Event* ev, const EvalContext& ctx, OutputSink& out) {
     const Rule& r = rs->rules[g->rule];
+    MarkChanged(g);
     g->active = false;
     RuleStats& st = St(g->rule);
     RuleStats::Add(st.deactivations);
@@ -740,7 +751,27 @@ struct Engine::Impl {
     return rd.done();
   }
 
+  // Only the groups whose active flag changed: a cheap checkpoint a shard can take right after
+  // an activation, so that a crash soon after does not repeat its `then` at restart.
+  void TakeChangedOnly(StateDelta* d) {
+    std::vector<Group*> list;
+    list.swap(changed);
+    for (Group* g : list) {
+      g->in_changed_list = false;
+      if (g->zombie) {
+        MaybeFree(g);
+        continue;
+      }
+      if (g->dirty) Put(g, d);
+    }
+  }
+
   void Take(StateDelta* d, bool all) {
+    for (Group* g : changed) {
+      g->in_changed_list = false;
+      if (g->zombie) MaybeFree(g);
+    }
+    changed.clear();
     for (auto& p : pending_prefix_deletes) d->delete_prefixes.push_back(std::move(p));
     pending_prefix_deletes.clear();
     for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
@@ -813,6 +844,12 @@ struct Engine::Impl {
     auto ns = MakeStats(rs, stats.get());
     ns->groups = static_cast<int64_t>(groups_total);
     stats = ns;
+    std::vector<Group*> live_changed;
+    for (Group* g : changed) {
+      if (g->zombie) g->in_changed_list = false;
+      else live_changed.push_back(g);
+    }
+    changed.swap(live_changed);
     std::vector<Group*> live_dirty;
     for (Group* g : dirty) {
       if (g->zombie) g->in_dirty_list = false;
@@ -840,8 +877,14 @@ struct Engine::Impl {
 
   ~Impl() {
     while (!heap.empty()) heap.pop();
+    std::vector<Group*> zs;
     for (Group* g : dirty)
-      if (g->zombie) delete g;
+      if (g->zombie) zs.push_back(g);
+    for (Group* g : changed)
+      if (g->zombie) zs.push_back(g);
+    std::sort(zs.begin(), zs.end());
+    zs.erase(std::unique(zs.begin(), zs.end()), zs.end());
+    for (Group* g : zs) delete g;
   }
 };
 
@@ -876,6 +919,7 @@ std::shared_ptr<const Engine::StatsView> Engine::Stats() const {
 }
 
 void Engine::TakeDirty(StateDelta* delta) { impl_->Take(delta, false); }
+void Engine::TakeChanged(StateDelta* delta) { impl_->TakeChangedOnly(delta); }
 void Engine::TakeAll(StateDelta* delta) { impl_->Take(delta, true); }
 
 bool Engine::Restore(std::string_view key, std::string_view value) {

@@ -105,6 +105,9 @@ class Engine {
   void TakeDirty(StateDelta* delta);
   // Everything, dirty or not (a full checkpoint).
   void TakeAll(StateDelta* delta);
+  // Only the groups that activated or deactivated since the last call (or TakeDirty): a small
+  // checkpoint to take right after state changes, between two regular ones.
+  void TakeChanged(StateDelta* delta);
   bool Restore(std::string_view key, std::string_view value);
   // After all Restore() calls: re-arms timers at `now_ms`; timers that fell due while the daemon
   // was down fire with their own instants.

@@ -18,6 +18,7 @@ class RulesShardEngine final : public ShardEngine {
   void SwapRules(std::shared_ptr<const rules::RuleSet> rs) override { engine_.SwapRules(std::move(rs)); }
   void TakeDirty(rules::StateDelta* d) override { engine_.TakeDirty(d); }
   void TakeAll(rules::StateDelta* d) override { engine_.TakeAll(d); }
+  void TakeChanged(rules::StateDelta* d) override { engine_.TakeChanged(d); }
   bool Restore(std::string_view k, std::string_view v) override { return engine_.Restore(k, v); }
   void FinishRestore(int64_t now_ms, rules::OutputSink& out) override {
     engine_.FinishRestore(now_ms, out);

@@ -106,12 +106,12 @@ void ShardWorker::VisitRules(
   for (size_t i = 0; i < n; ++i) fn(engine_->rule_name(i), engine_->stats(i));
 }
 
-void ShardWorker::Checkpoint(bool full) {
+void ShardWorker::Checkpoint(CheckpointKind kind) {
   if (!checkpoint_) return;
-  if (full) {
-    engine_->TakeAll(&delta_);
-  } else {
-    engine_->TakeDirty(&delta_);
+  switch (kind) {
+    case CheckpointKind::kFull: engine_->TakeAll(&delta_); break;
+    case CheckpointKind::kDirty: engine_->TakeDirty(&delta_); break;
+    case CheckpointKind::kChanged: engine_->TakeChanged(&delta_); break;
   }
   sink_.since_checkpoint = 0;
   if (delta_.empty()) return;
@@ -158,6 +158,8 @@ void ShardWorker::Run() {
   moodycamel::ProducerToken free_tok(pool_->free_list());
   int64_t next_checkpoint =
       opts_.checkpoint_interval_ms > 0 ? clock_->NowMs() + opts_.checkpoint_interval_ms : INT64_MAX;
+  constexpr int64_t kTransitionCheckpointMs = 50;
+  int64_t last_changed_checkpoint = clock_->NowMs();
 
   for (;;) {
     if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
@@ -174,15 +176,16 @@ void ShardWorker::Run() {
       if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
     }
     stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
-    // A state change (an output went out) is checkpointed soon, not only at the interval, so
-    // that a kill -9 right after an activation does not send its `then` again at restart. Rate
-    // limited: at most one such early checkpoint per kTransitionCheckpointMs.
-    constexpr int64_t kTransitionCheckpointMs = 50;
-    const bool early = sink_.since_checkpoint > 0 && checkpoint_ &&
-                       wall >= next_checkpoint - opts_.checkpoint_interval_ms + kTransitionCheckpointMs;
-    if (wall >= next_checkpoint || early) {
-      Checkpoint(false);
+    if (wall >= next_checkpoint) {
+      Checkpoint(CheckpointKind::kDirty);
       next_checkpoint = wall + opts_.checkpoint_interval_ms;
+      last_changed_checkpoint = wall;
+    } else if (sink_.since_checkpoint > 0 && wall >= last_changed_checkpoint + kTransitionCheckpointMs) {
+      // A state change (an output went out) is checkpointed soon, not only at the interval, so
+      // that a kill -9 right after an activation does not send its `then` again at restart.
+      // Only the groups that changed are written; at most one such checkpoint per 50 ms.
+      Checkpoint(CheckpointKind::kChanged);
+      last_changed_checkpoint = wall;
     }
     if (n > 0) continue;
 
@@ -193,8 +196,8 @@ void ShardWorker::Run() {
       wake_ms = std::min(wake_ms, next_timer + opts_.lateness_ms);
     }
     wake_ms = std::min(wake_ms, next_checkpoint);
-    if (sink_.since_checkpoint > 0)
-      wake_ms = std::min(wake_ms, next_checkpoint - opts_.checkpoint_interval_ms + kTransitionCheckpointMs);
+    if (sink_.since_checkpoint > 0 && checkpoint_)
+      wake_ms = std::min(wake_ms, last_changed_checkpoint + kTransitionCheckpointMs);
     const int64_t sleep_ms = std::max<int64_t>(1, wake_ms - wall);
     in_->waker().Sleep(sleep_ms * 1000, [this] {
       return !in_->Empty() || stop_.load(std::memory_order_acquire) ||
@@ -202,7 +205,7 @@ void ShardWorker::Run() {
     });
   }
   // Drained: final full checkpoint.
-  Checkpoint(true);
+  Checkpoint(CheckpointKind::kFull);
   stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
 }
 

@@ -124,7 +124,8 @@ class ShardWorker {
   void Run();
   void ProcessBatch(const EventBatch& b, int64_t wall_ms);
   void ApplySwap();
-  void Checkpoint(bool full);
+  enum class CheckpointKind { kChanged, kDirty, kFull };
+  void Checkpoint(CheckpointKind kind);
 
   const ShardOptions opts_;
   std::unique_ptr<ShardEngine> engine_;

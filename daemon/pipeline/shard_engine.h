@@ -34,6 +34,8 @@ class ShardEngine {
   virtual void SwapRules(std::shared_ptr<const rules::RuleSet> rules) = 0;
   virtual void TakeDirty(rules::StateDelta* delta) = 0;
   virtual void TakeAll(rules::StateDelta* delta) = 0;
+  // Only groups whose activation changed (see rules::Engine::TakeChanged).
+  virtual void TakeChanged(rules::StateDelta* delta) { TakeDirty(delta); }
   virtual bool Restore(std::string_view key, std::string_view value) = 0;
   virtual void FinishRestore(int64_t now_ms, rules::OutputSink& out) = 0;
   virtual size_t group_count() const = 0;

@@ -238,6 +238,26 @@ TEST_CASE("engine state: TakeDirty returns only what changed since the last call
   CHECK(d.puts[0].first == StateKey(*rs, "silent", "c1"));
 }
 
+TEST_CASE("engine state: TakeChanged returns only the groups whose activation changed",
+          "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  Feed(e, StreamA(), sink);  // four groups dirty; only fault/d1 activated
+  StateDelta d;
+  e.TakeChanged(&d);
+  REQUIRE(d.puts.size() == 1);
+  CHECK(d.puts[0].first == StateKey(*rs, "fault", "d1"));
+  d.clear();
+  e.TakeChanged(&d);
+  CHECK(d.empty());  // nothing changed since
+  // The regular checkpoint still writes the other dirty groups, and not d1 again.
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 3);
+  for (const auto& [k, v] : d.puts) CHECK(k != StateKey(*rs, "fault", "d1"));
+}
+
 TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, removed is dropped",
           "[engine][swap]") {
   const char* v1 = R"(rules:
