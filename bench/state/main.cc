@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -34,8 +35,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "daemon/state/store.h"
 #include "rules/engine.h"
@@ -55,24 +54,22 @@ double SecondsSince(Clock::time_point t0) {
 // Resident set size now, from /proc/self/statm (bytes); 0 if unreadable.
 uint64_t CurrentRssBytes() {
   FILE *f = std::fopen("/proc/self/statm", "r");
-  if (!f)
-    return 0;
+  if (!f) return 0;
   unsigned long long size = 0, resident = 0;
   const int n = std::fscanf(f, "%llu %llu", &size, &resident);
   std::fclose(f);
-  if (n != 2)
-    return 0;
+  if (n != 2) return 0;
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 uint64_t PeakRssBytes() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<uint64_t>(ru.ru_maxrss) * 1024; // Linux: kilobytes
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux: kilobytes
 }
 
 class CountingSink final : public vigie::rules::OutputSink {
-public:
+ public:
   void Emit(vigie::rules::Output &&) override { ++count; }
   uint64_t count = 0;
 };
@@ -80,12 +77,13 @@ public:
 // The rule of each kind: one group per device, nothing that fires during the
 // bench.
 std::string RuleText(const std::string &kind) {
-  std::string head = "rules:\n"
-                     "  - name: bench-" +
-                     kind +
-                     "\n"
-                     "    on: traffic\n"
-                     "    group_by: device\n";
+  std::string head =
+      "rules:\n"
+      "  - name: bench-" +
+      kind +
+      "\n"
+      "    on: traffic\n"
+      "    group_by: device\n";
   const std::string then =
       "    then:\n"
       "      - alert: {severity: info, summary: \"{device} busy\"}\n";
@@ -108,57 +106,49 @@ std::string RuleText(const std::string &kind) {
   if (kind == "absence") {
     return head + "    absent_for: 1h\n" + then;
   }
-  return head + "    when: speed > 1000\n" + then; // stateless
+  return head + "    when: speed > 1000\n" + then;  // stateless
 }
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char **argv) {
   namespace vr = vigie::rules;
   namespace vd = vigie::daemon;
 
-  CLI::App app{
-      "vigie-state-bench: checkpoint and restart-to-ready cost of N groups"};
+  CLI::App app{"vigie-state-bench: checkpoint and restart-to-ready cost of N groups"};
   int64_t groups = 100000;
   std::string rule_kind = "sliding";
   int events_per_group = 3;
   std::string dir;
   bool keep = false;
   int64_t batch_puts = 0;
-  app.add_option("--groups", groups, "number of groups (devices)")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--groups", groups, "number of groups (devices)")->check(CLI::PositiveNumber);
   app.add_option("--rule", rule_kind, "rule kind")
       ->check(CLI::IsMember({"sliding", "stateless", "absence", "tumbling"}));
   app.add_option("--events-per-group", events_per_group, "events fed per group")
       ->check(CLI::PositiveNumber);
-  app.add_option("--dir", dir,
-                 "RocksDB directory (default: a fresh temporary directory)");
+  app.add_option("--dir", dir, "RocksDB directory (default: a fresh temporary directory)");
   app.add_flag("--keep", keep, "keep the directory at the end");
-  app.add_option(
-         "--batch-puts", batch_puts,
-         "write the checkpoint in batches of this many puts (0 = one batch)")
+  app.add_option("--batch-puts", batch_puts,
+                 "write the checkpoint in batches of this many puts (0 = one batch)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
   if (dir.empty()) {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "vigie-state-bench.XXXXXX");
+    std::string tmpl = (std::filesystem::temp_directory_path() / "vigie-state-bench.XXXXXX");
     if (!mkdtemp(tmpl.data())) {
       std::perror("mkdtemp");
       return 2;
     }
     dir = tmpl;
   } else if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)) {
-    std::fprintf(stderr,
-                 "--dir %s is not empty: refusing to measure on old data\n",
-                 dir.c_str());
+    std::fprintf(stderr, "--dir %s is not empty: refusing to measure on old data\n", dir.c_str());
     return 2;
   }
   auto cleanup = [&] {
-    if (keep)
-      return;
+    if (keep) return;
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   };
@@ -167,8 +157,7 @@ int main(int argc, char **argv) {
   std::vector<vr::LoadError> errors;
   auto rules = vr::CompileRules({{"bench.yaml", RuleText(rule_kind)}}, &errors);
   if (!rules) {
-    for (const auto &e : errors)
-      std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
     cleanup();
     return 2;
   }
@@ -190,8 +179,7 @@ int main(int argc, char **argv) {
   const int64_t period_ms = 600000;
   const int64_t t0 = (1700000000000LL / period_ms) * period_ms + 60000;
   const int64_t span_ms = 300000;
-  const uint64_t total_events =
-      static_cast<uint64_t>(groups) * events_per_group;
+  const uint64_t total_events = static_cast<uint64_t>(groups) * events_per_group;
 
   CountingSink sink;
   const uint64_t rss_start = CurrentRssBytes();
@@ -205,8 +193,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < events_per_group; ++k) {
     for (int64_t g = 0; g < groups; ++g, ++i) {
       const int64_t ts =
-          t0 + static_cast<int64_t>((i * static_cast<uint64_t>(span_ms)) /
-                                    total_events);
+          t0 + static_cast<int64_t>((i * static_cast<uint64_t>(span_ms)) / total_events);
       ev.ts_ms = ts;
       ev.Set("device", vr::Value::String(devices[static_cast<size_t>(g)]));
       ev.Set("speed", vr::Value::Number(static_cast<double>(30 + (i % 50))));
@@ -249,13 +236,10 @@ int main(int argc, char **argv) {
     }
   } else {
     vr::StateDelta part;
-    for (size_t b = 0; b < delta.puts.size();
-         b += static_cast<size_t>(batch_puts)) {
+    for (size_t b = 0; b < delta.puts.size(); b += static_cast<size_t>(batch_puts)) {
       part.clear();
-      const size_t e =
-          std::min(delta.puts.size(), b + static_cast<size_t>(batch_puts));
-      for (size_t j = b; j < e; ++j)
-        part.puts.push_back(std::move(delta.puts[j]));
+      const size_t e = std::min(delta.puts.size(), b + static_cast<size_t>(batch_puts));
+      for (size_t j = b; j < e; ++j) part.puts.push_back(std::move(delta.puts[j]));
       ++batches;
       if (!store->Write(part, &err)) {
         std::fprintf(stderr, "write: %s\n", err.c_str());
@@ -341,9 +325,9 @@ int main(int argc, char **argv) {
   const double total_bytes = static_cast<double>(key_bytes + value_bytes);
   std::fprintf(
       stderr,
-      "vigie-state-bench  rule=%s groups=%" PRId64 " events/group=%d dir=%s\n"
-      "  build     %10" PRIu64
-      " events in %8.3f s  = %12.0f events/s  (%zu groups, %" PRIu64
+      "vigie-state-bench  rule=%s groups=%" PRId64
+      " events/group=%d dir=%s\n"
+      "  build     %10" PRIu64 " events in %8.3f s  = %12.0f events/s  (%zu groups, %" PRIu64
       " outputs)\n"
       "  checkpoint serialize (TakeDirty)  %8.3f s  %zu puts\n"
       "             write (RocksDB, %zu batch%s) %8.3f s\n"
@@ -354,49 +338,45 @@ int main(int argc, char **argv) {
       "             idle TakeDirty        %8.3f s  (%zu puts)\n"
       "  close store                      %8.3f s\n"
       "  restart    open (incl. WAL replay) %8.3f s\n"
-      "             scan + restore        %8.3f s  restored %" PRIu64
-      ", ignored %" PRIu64 "\n"
+      "             scan + restore        %8.3f s  restored %" PRIu64 ", ignored %" PRIu64
+      "\n"
       "             (scan alone, warm     %8.3f s)\n"
-      "             FinishRestore         %8.3f s  (%" PRIu64 " outputs)\n"
+      "             FinishRestore         %8.3f s  (%" PRIu64
+      " outputs)\n"
       "             total (to ready)      %8.3f s  -> %zu groups\n"
       "  RSS   start %.1f MiB, after feed %.1f MiB, after serialize %.1f MiB, "
       "after "
       "restore %.1f MiB, peak %.1f MiB; store ~%.1f MiB\n"
       "  %s\n",
-      rule_kind.c_str(), groups, events_per_group, dir.c_str(), total_events,
-      feed_s, total_events / feed_s, groups_built, sink.count, serialize_s,
-      puts, batches, batches == 1 ? "" : "es", write_s, serialize_s + write_s,
-      MiB(key_bytes), MiB(value_bytes), MiB(key_bytes + value_bytes),
-      total_bytes / groups, static_cast<double>(key_bytes) / groups,
-      static_cast<double>(value_bytes) / groups, idle_take_s, idle_puts,
-      close_s, open_s, scan_restore_s, restored, ignored, scan_only_s, finish_s,
-      restore_sink.count, restart_s, groups_restored, MiB(rss_start),
-      MiB(rss_after_feed), MiB(rss_after_serialize), MiB(rss_after_restore),
-      MiB(peak_rss), MiB(store_bytes),
-      ok ? "OK: every group restored"
-         : "FAIL: restored group count differs from N");
+      rule_kind.c_str(), groups, events_per_group, dir.c_str(), total_events, feed_s,
+      total_events / feed_s, groups_built, sink.count, serialize_s, puts, batches,
+      batches == 1 ? "" : "es", write_s, serialize_s + write_s, MiB(key_bytes), MiB(value_bytes),
+      MiB(key_bytes + value_bytes), total_bytes / groups, static_cast<double>(key_bytes) / groups,
+      static_cast<double>(value_bytes) / groups, idle_take_s, idle_puts, close_s, open_s,
+      scan_restore_s, restored, ignored, scan_only_s, finish_s, restore_sink.count, restart_s,
+      groups_restored, MiB(rss_start), MiB(rss_after_feed), MiB(rss_after_serialize),
+      MiB(rss_after_restore), MiB(peak_rss), MiB(store_bytes),
+      ok ? "OK: every group restored" : "FAIL: restored group count differs from N");
 
-  std::printf(
-      "{\"tool\":\"vigie-state-bench\",\"rule\":\"%s\",\"groups\":%" PRId64
-      ",\"events_per_group\":%d,\"events\":%" PRIu64
-      ",\"feed_s\":%.6f,\"feed_eps\":%.0f,"
-      "\"groups_built\":%zu,\"puts\":%zu,\"key_bytes\":%" PRIu64
-      ",\"value_bytes\":%" PRIu64 ",\"bytes_per_group\":%.2f,\"serialize_s\":%."
-                                  "6f,\"write_s\":%.6f,\"write_batches\":%zu,"
-      "\"checkpoint_s\":%.6f,\"idle_take_dirty_s\":%.6f,\"close_s\":%.6f,"
-      "\"open_s\":%.6f,"
-      "\"scan_restore_s\":%.6f,\"scan_only_warm_s\":%.6f,\"finish_restore_s\":%"
-      ".6f,\"restart_s\":%.6f,\"restored\":%" PRIu64 ",\"ignored\":%" PRIu64
-      ",\"groups_restored\":%zu,\"rss_after_feed_bytes\":%" PRIu64
-      ",\"rss_after_restore_bytes\":%" PRIu64 ",\"peak_rss_bytes\":%" PRIu64
-      ",\"store_bytes\":%" PRIu64 ",\"ok\":%s}\n",
-      rule_kind.c_str(), groups, events_per_group, total_events, feed_s,
-      total_events / feed_s, groups_built, puts, key_bytes, value_bytes,
-      total_bytes / groups, serialize_s, write_s, batches,
-      serialize_s + write_s, idle_take_s, close_s, open_s, scan_restore_s,
-      scan_only_s, finish_s, restart_s, restored, ignored, groups_restored,
-      rss_after_feed, rss_after_restore, peak_rss, store_bytes,
-      ok ? "true" : "false");
+  std::printf("{\"tool\":\"vigie-state-bench\",\"rule\":\"%s\",\"groups\":%" PRId64
+              ",\"events_per_group\":%d,\"events\":%" PRIu64
+              ",\"feed_s\":%.6f,\"feed_eps\":%.0f,"
+              "\"groups_built\":%zu,\"puts\":%zu,\"key_bytes\":%" PRIu64 ",\"value_bytes\":%" PRIu64
+              ",\"bytes_per_group\":%.2f,\"serialize_s\":%."
+              "6f,\"write_s\":%.6f,\"write_batches\":%zu,"
+              "\"checkpoint_s\":%.6f,\"idle_take_dirty_s\":%.6f,\"close_s\":%.6f,"
+              "\"open_s\":%.6f,"
+              "\"scan_restore_s\":%.6f,\"scan_only_warm_s\":%.6f,\"finish_restore_s\":%"
+              ".6f,\"restart_s\":%.6f,\"restored\":%" PRIu64 ",\"ignored\":%" PRIu64
+              ",\"groups_restored\":%zu,\"rss_after_feed_bytes\":%" PRIu64
+              ",\"rss_after_restore_bytes\":%" PRIu64 ",\"peak_rss_bytes\":%" PRIu64
+              ",\"store_bytes\":%" PRIu64 ",\"ok\":%s}\n",
+              rule_kind.c_str(), groups, events_per_group, total_events, feed_s,
+              total_events / feed_s, groups_built, puts, key_bytes, value_bytes,
+              total_bytes / groups, serialize_s, write_s, batches, serialize_s + write_s,
+              idle_take_s, close_s, open_s, scan_restore_s, scan_only_s, finish_s, restart_s,
+              restored, ignored, groups_restored, rss_after_feed, rss_after_restore, peak_rss,
+              store_bytes, ok ? "true" : "false");
   std::fflush(stdout);
 
   restored_engine.reset();
