@@ -50,6 +50,10 @@ RocksStateStore::RocksStateStore(std::unique_ptr<Impl> impl) : impl_(std::move(i
 
 RocksStateStore::~RocksStateStore() {
   if (impl_ && impl_->db) {
+    // Flush the memtables first: a clean stop then leaves no write-ahead log to replay, and the
+    // next start opens in a fraction of the time (measured in bench/STATE.md: 3 s -> 0.3 s for a
+    // 150 MB checkpoint of 1M groups). Best effort: a failure here loses nothing (the WAL stays).
+    impl_->db->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
     impl_->db->Close().PermitUncheckedError();
   }
 }
