@@ -32,6 +32,24 @@ uint64_t DeltaBytes(const rules::StateDelta& d) {
 }  // namespace
 
 void MergedDelta::Merge(rules::StateDelta&& newer) {
+  if (newer.empty()) return;
+  // Fast path (the normal case: the previous delta was written): keep the delta as it is. Building
+  // ordered maps of 100k keys under the lock, on the shard thread, cost more than the write.
+  if (empty()) {
+    raw = std::move(newer);
+    has_raw = true;
+    newer.clear();
+    return;
+  }
+  if (has_raw) {
+    has_raw = false;
+    MergeIntoMaps(std::move(raw));
+    raw.clear();
+  }
+  MergeIntoMaps(std::move(newer));
+}
+
+void MergedDelta::MergeIntoMaps(rules::StateDelta&& newer) {
   // Same order as the store applies a delta: prefixes, deletes, puts.
   for (std::string& p : newer.delete_prefixes) {
     EraseWithPrefix(&puts, p);
@@ -48,6 +66,12 @@ void MergedDelta::Merge(rules::StateDelta&& newer) {
 }
 
 rules::StateDelta MergedDelta::Take() {
+  if (has_raw) {
+    has_raw = false;
+    rules::StateDelta d = std::move(raw);
+    raw.clear();
+    return d;
+  }
   rules::StateDelta d;
   d.delete_prefixes.reserve(delete_prefixes.size());
   while (!delete_prefixes.empty()) {

@@ -46,12 +46,20 @@ struct MergedDelta {
   std::map<std::string, std::string> puts;
   std::set<std::string> deletes;
   std::set<std::string> delete_prefixes;
-  bool empty() const { return puts.empty() && deletes.empty() && delete_prefixes.empty(); }
+  // A single delta not merged with anything is kept as is (no map building): see Merge.
+  rules::StateDelta raw;
+  bool has_raw = false;
+  bool empty() const {
+    return !has_raw && puts.empty() && deletes.empty() && delete_prefixes.empty();
+  }
   // Merges a newer delta on top of this one (consumes it). The result, applied in the store's
   // order (prefixes, deletes, puts), has the effect of applying this then `newer`.
   void Merge(rules::StateDelta&& newer);
   // Moves the content out as a StateDelta.
   rules::StateDelta Take();
+
+ private:
+  void MergeIntoMaps(rules::StateDelta&& newer);
 };
 
 class Checkpointer {
