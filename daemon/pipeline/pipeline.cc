@@ -5,33 +5,11 @@
 #include <map>
 
 #include "daemon/pipeline/rules_adapter.h"
+#include "plugins/codec/json_text.h"
 #include "rules/ruleset_api.h"
 
 namespace vigie::daemon {
 namespace {
-
-void AppendJsonString(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 uint64_t Load(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
@@ -195,14 +173,14 @@ std::string Pipeline::RulesJson() const {
       if (auto it = sums.find(info.name); it != sums.end()) r = it->second;
       if (i) out += ",";
       out += "{\"name\":";
-      AppendJsonString(&out, info.name);
+      codec::AppendJsonString(&out, info.name);
       out += ",\"file\":";
-      AppendJsonString(&out, info.file);
+      codec::AppendJsonString(&out, info.file);
       out += ",\"line\":" + std::to_string(info.line);
       out += ",\"kind\":";
-      AppendJsonString(&out, info.kind);
+      codec::AppendJsonString(&out, info.kind);
       out += ",\"description\":";
-      AppendJsonString(&out, info.description);
+      codec::AppendJsonString(&out, info.description);
       out += ",\"active_groups\":" + std::to_string(r.active_groups);
       out += ",\"groups\":" + std::to_string(r.groups);
       out += ",\"evaluations\":" + std::to_string(r.evaluations);
