@@ -73,7 +73,7 @@ TEST_CASE("vigie check: ok line, FILE:LINE:COLUMN problems, exit codes", "[integ
 
   ProcResult one = RunVigie({"check", dir / "rules/a.yaml"}, dir.path());
   CHECK(one.exit_code == 0);
-  CHECK(one.out == "ok: 1 rule in 1 file\n");
+  CHECK(one.out == "ok: 1 rules in 1 files\n");  // the contract's form, even for one
 
   // Two problems in one file, plus a name that duplicates one in another file.
   WriteFile(dir / "bad.yaml", R"(rules:
