@@ -72,8 +72,10 @@ class Parser {
   template <typename Fn>
   void ForEachKey(const YAML::Node& map, Fn fn) {
     std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
+    // Range-for keeps the (temporary) key/value pair alive for the body; `it->first` through the
+    // iterator's arrow proxy would dangle (ASan: stack-use-after-scope).
+    for (const auto& kv : map) {
+      const YAML::Node& k = kv.first;
       if (!k.IsScalar()) {
         Error(k, "a key must be a plain string");
         continue;
@@ -83,7 +85,7 @@ class Parser {
         Error(k, "duplicate key '" + name + "'");
         continue;
       }
-      fn(name, k, it->second);
+      fn(name, k, kv.second);
     }
   }
 
