@@ -818,7 +818,11 @@ struct Engine::Impl {
       if (oi >= 0 && rs->rules[oi].info.fingerprint == next->rules[i].info.fingerprint) {
         nrt[i].groups = std::move(rt[oi].groups);
         kept[oi] = true;
-        for (auto& [k, g] : nrt[i].groups) g->rule = i;
+        // Windows point at their rule's slot list, owned by the RuleSet being replaced.
+        for (auto& [k, g] : nrt[i].groups) {
+          g->rule = i;
+          if (g->window) g->window->Rebind(&next->rules[i].agg_funcs);
+        }
       }
     }
     // Groups of removed or changed rules go, on disk too.

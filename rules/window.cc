@@ -464,6 +464,8 @@ enum class Mode : uint8_t { kSliding, kCount, kAccumulate };
 
 class EntryWindow final : public Window {
  public:
+  void Rebind(const std::vector<AggFunc>* slots) override { slots_ = slots; }
+
   EntryWindow(const WindowSpec& spec, const std::vector<AggFunc>* slots) : spec_(spec), slots_(slots) {
     switch (spec.kind) {
       case WindowSpec::Kind::kSliding: mode_ = Mode::kSliding; break;

@@ -67,6 +67,10 @@ class Window {
   virtual bool Deserialize(std::string_view in) = 0;
   // Approximate heap bytes held (per-rule state gauges).
   virtual size_t MemoryBytes() const = 0;
+
+  // Points the window at another, identical slot list (after a reload kept its rule: the old
+  // RuleSet that owned the previous list is about to be freed).
+  virtual void Rebind(const std::vector<AggFunc>* slots) = 0;
 };
 
 }  // namespace vigie::rules

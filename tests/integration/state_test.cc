@@ -146,7 +146,13 @@ TEST_CASE("kill -9 after a checkpoint: no `then` again for active groups, seq ne
     out.Drain(100ms);
     run1 = out.all();
   }
-  REQUIRE(Consecutive(Seqs(run1)));  // push sinks: what arrived has no gap
+  // A kill -9 can lose outputs still in ZeroMQ's buffers (of either sink), so what arrived may
+  // have gaps; it must never repeat a seq.
+  {
+    std::vector<uint64_t> s = Seqs(run1);
+    std::sort(s.begin(), s.end());
+    REQUIRE(std::adjacent_find(s.begin(), s.end()) == s.end());
+  }
 
   IT_START(d);
   Sender in(d.source_endpoint());
