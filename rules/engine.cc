@@ -260,8 +260,15 @@ struct Engine::Impl {
       if (e.due != g->heap_due) continue;  // stale: the group re-armed earlier
       g->heap_due = kNever;
       if (e.due > now) now = e.due;
+      // Hold a reference across OnWake: it may evict the group, which must not free it under us.
+      g->heap_refs++;
       OnWake(g, e.due, target, out);
-      if (!g->zombie) Schedule(g);
+      g->heap_refs--;
+      if (g->zombie) {
+        MaybeFree(g);
+        continue;
+      }
+      Schedule(g);
     }
   }
 

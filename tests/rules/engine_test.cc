@@ -258,6 +258,45 @@ TEST_CASE("engine state: TakeChanged returns only the groups whose activation ch
   for (const auto& [k, v] : d.puts) CHECK(k != StateKey(*rs, "fault", "d1"));
 }
 
+TEST_CASE("engine eviction: idle groups are dropped from memory and from the store",
+          "[engine][state]") {
+  auto rs = MustCompile(R"(rules:
+  - name: seen
+    on: reading
+    window: {sliding: 1s}
+    let:
+      n: count()
+    when: n > 100
+    then:
+      - command: {target: "x/{device}", action: go}
+)");
+  FixedOffsetZone tz(0);
+  EngineOptions o = Opts(&tz);
+  o.idle_evict_ms = 2000;
+  Engine e(rs, o);
+  Collect sink;
+  const char* devices[] = {"d0", "d1", "d2", "d3", "d4"};
+  for (int i = 0; i < 50; ++i)
+    e.Process(MakeEvent(kT0 + i * 10, "reading", {{"device", devices[i % 5]}}), kT0 + i * 10, sink);
+  CHECK(e.group_count() == 5);
+  StateDelta d;
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 5);
+  // The window empties after 1 s; the groups are then idle and go 2 s after their last event.
+  e.AdvanceTo(kT0 + 2400, sink);
+  CHECK(e.group_count() == 5);
+  e.AdvanceTo(kT0 + 10000, sink);
+  CHECK(e.group_count() == 0);
+  d.clear();
+  e.TakeDirty(&d);
+  CHECK(d.deletes.size() == 5);
+  CHECK(d.puts.empty());
+  // A group that comes back starts fresh.
+  e.Process(MakeEvent(kT0 + 11000, "reading", {{"device", "d1"}}), kT0 + 11000, sink);
+  CHECK(e.group_count() == 1);
+  CHECK(sink.outs.empty());
+}
+
 TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, removed is dropped",
           "[engine][swap]") {
   const char* v1 = R"(rules:
