@@ -29,16 +29,10 @@ bool ZmqSink::Start(std::string* error) {
       s->set(zmq::sockopt::sndtimeo, static_cast<int>(std::min<int64_t>(cfg_.send_timeout_ms,
                                                                           INT32_MAX)));
     }
-    if (cfg_.bind) {
-      s->bind(cfg_.endpoint);
-    } else {
-      s->connect(cfg_.endpoint);
-    }
-    last_endpoint_ = s->get(zmq::sockopt::last_endpoint);
+    last_endpoint_ = Attach(*s, cfg_.bind, cfg_.endpoint);
     socket_ = std::move(s);
   } catch (const zmq::error_t& e) {
-    *error = cfg_.name + ": cannot " + (cfg_.bind ? "bind " : "connect ") + cfg_.endpoint + ": " +
-             e.what();
+    *error = AttachError(cfg_.name, cfg_.bind, cfg_.endpoint, e);
     return false;
   }
   Log(LogLevel::kInfo, cfg_.name + ": sending on " + last_endpoint_);

@@ -65,16 +65,10 @@ bool ZmqSource::Start(std::string* error) {
         for (const std::string& p : cfg_.subscribe) s->set(zmq::sockopt::subscribe, p);
       }
     }
-    if (cfg_.bind) {
-      s->bind(cfg_.endpoint);
-    } else {
-      s->connect(cfg_.endpoint);
-    }
-    last_endpoint_ = s->get(zmq::sockopt::last_endpoint);
+    last_endpoint_ = Attach(*s, cfg_.bind, cfg_.endpoint);
     socket_ = std::move(s);
   } catch (const zmq::error_t& e) {
-    *error = cfg_.name + ": cannot " + (cfg_.bind ? "bind " : "connect ") + cfg_.endpoint + ": " +
-             e.what();
+    *error = AttachError(cfg_.name, cfg_.bind, cfg_.endpoint, e);
     return false;
   }
   stop_.store(false, std::memory_order_relaxed);
