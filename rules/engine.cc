@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "rules/bytes.h"
+#include "rules/group_table.h"
 #include "rules/rule.h"
 
 namespace vigie::rules {
@@ -75,6 +76,7 @@ struct FiringAlert {
 
 struct Group {
   std::string key;
+  uint64_t hash = 0;  // Fnv1a(key): the shard and the table slot
   std::vector<OwnedValue> gvals;
   uint32_t rule = 0;
   bool active = false;
@@ -110,8 +112,34 @@ struct TimerEntry {
   }
 };
 
+// One rule's groups. Owns them: a group leaves the table (eviction, reload) as a zombie that the
+// engine frees once no timer entry refers to it.
 struct RuleRt {
-  std::unordered_map<std::string, std::unique_ptr<Group>> groups;
+  GroupTable<Group> groups;
+  RuleRt() = default;
+  RuleRt(RuleRt&&) = default;
+  RuleRt& operator=(RuleRt&& o) noexcept {
+    if (this != &o) {
+      Free();
+      groups = std::move(o.groups);
+    }
+    return *this;
+  }
+  ~RuleRt() { Free(); }
+  void Free() {
+    for (Group* g : groups.Release()) delete g;
+  }
+};
+
+// The group key of one group_by list for the event being processed, built once per event however
+// many rules share the list.
+struct GroupsetKey {
+  uint64_t epoch = 0;  // == Impl::epoch when built for the current event
+  bool ok = false;     // the event has every field
+  bool mine = false;   // the key belongs to this shard
+  uint64_t hash = 0;
+  std::string key;
+  std::vector<Value> vals;
 };
 
 int ErrorIndex(uint32_t bit) {
@@ -150,7 +178,8 @@ struct Engine::Impl {
   // scratch (reused: no allocation per event in steady state)
   std::vector<uint32_t> matched;
   std::unordered_map<std::string, std::vector<uint32_t>> match_cache;
-  std::string key;
+  std::vector<GroupsetKey> gskeys;  // one per rs->groupsets
+  uint64_t epoch = 0;               // bumped per event: invalidates gskeys
   std::vector<Value> gview;
   std::vector<Value> lets;
   std::vector<Value> aggs;
@@ -159,6 +188,7 @@ struct Engine::Impl {
 
   Impl(std::shared_ptr<const RuleSet> r, const EngineOptions& o) : rs(std::move(r)), opts(o) {
     rt.resize(rs->rules.size());
+    gskeys.resize(rs->groupsets.size());
     stats = MakeStats(rs, nullptr);
   }
 
@@ -502,13 +532,10 @@ struct Engine::Impl {
 
   void Evict(Group* g) {
     RuleRt& r = rt[g->rule];
-    auto it = r.groups.find(g->key);
-    if (it == r.groups.end() || it->second.get() != g) return;
+    if (!r.groups.Erase(g->hash, g)) return;
     std::string k;
     StateKey(g, &k);
     pending_deletes.push_back(std::move(k));
-    it->second.release();
-    r.groups.erase(it);
     SetStoredBytes(g, 0);
     g->zombie = true;
     g->dirty = false;
@@ -523,25 +550,38 @@ struct Engine::Impl {
     stats->groups.store(static_cast<int64_t>(groups_total), std::memory_order_relaxed);
   }
 
-  Group* FindOrCreate(uint32_t rule, const std::string& key, const std::vector<Value>& vals) {
+  Group* FindOrCreate(uint32_t rule, const GroupsetKey& k) {
     RuleRt& r = rt[rule];
-    auto it = r.groups.find(key);
-    if (it != r.groups.end()) return it->second.get();
-    auto g = std::make_unique<Group>();
-    g->key = key;
+    if (Group* g = r.groups.Find(k.hash, k.key)) return g;
+    auto* g = new Group();
+    g->key = k.key;
+    g->hash = k.hash;
     g->rule = rule;
-    g->gvals.reserve(vals.size());
-    for (const Value& v : vals) g->gvals.emplace_back(v);
+    g->gvals.reserve(k.vals.size());
+    for (const Value& v : k.vals) g->gvals.emplace_back(v);
     const Rule& rr = rs->rules[rule];
     if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(rr.window, &rr.agg_funcs);
-    Group* raw = g.get();
-    r.groups.emplace(key, std::move(g));
+    r.groups.Insert(k.hash, g);
     AdjustGroups(rule, +1);
-    return raw;
+    return g;
+  }
+
+  // The key of group_by list `gs` for the current event, built on first use.
+  const GroupsetKey& KeyFor(int gs, const Event& ev) {
+    GroupsetKey& k = gskeys[static_cast<size_t>(gs)];
+    if (k.epoch == epoch) return k;
+    k.epoch = epoch;
+    k.ok = BuildGroupKey(rs->groupsets[static_cast<size_t>(gs)], ev, &k.key, &k.vals);
+    if (!k.ok) return k;
+    k.hash = Fnv1a(k.key);
+    k.mine = opts.shard_count <= 1 ||
+             static_cast<int>(k.hash % static_cast<uint64_t>(opts.shard_count)) == opts.shard_index;
+    return k;
   }
 
   void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
     const std::vector<uint32_t>& rules = MatchKind(ev.kind);
+    ++epoch;
     EvalContext ctx;
     ctx.event = &ev;
     ctx.now_ms = T;
@@ -560,12 +600,13 @@ struct Engine::Impl {
         CountErrors(idx, ctx.errors);
         if (!pass) continue;
       }
-      if (!BuildGroupKey(r.group_by, ev, &key, &gview)) {
+      const GroupsetKey& gk = KeyFor(r.groupset, ev);
+      if (!gk.ok) {
         if (opts.shard_index == 0) RuleStats::Add(St(idx).errors[RuleStats::kMissingGroupField]);
         continue;
       }
-      if (opts.shard_count > 1 && ShardOfKey(key, opts.shard_count) != opts.shard_index) continue;
-      Group* g = FindOrCreate(idx, key, gview);
+      if (!gk.mine) continue;
+      Group* g = FindOrCreate(idx, gk);
       g->last_activity = T;
       switch (r.kind) {
         case RuleKind::kStateless: {
@@ -795,8 +836,7 @@ struct Engine::Impl {
       Put(g, d);
     }
     if (all) {
-      for (auto& r : rt)
-        for (auto& [k, g] : r.groups) Put(g.get(), d);
+      for (auto& r : rt) r.groups.ForEach([&](Group* g) { Put(g, d); });
     }
   }
 
@@ -826,10 +866,10 @@ struct Engine::Impl {
         nrt[i].groups = std::move(rt[oi].groups);
         kept[oi] = true;
         // Windows point at their rule's slot list, owned by the RuleSet being replaced.
-        for (auto& [k, g] : nrt[i].groups) {
+        nrt[i].groups.ForEach([&](Group* g) {
           g->rule = i;
           if (g->window) g->window->Rebind(&next->rules[i].agg_funcs);
-        }
+        });
       }
     }
     // Groups of removed or changed rules go, on disk too.
@@ -838,9 +878,8 @@ struct Engine::Impl {
       std::string prefix;
       RulePrefix(rs->rules[oi], &prefix);
       pending_prefix_deletes.push_back(std::move(prefix));
-      for (auto& [k, g] : rt[oi].groups) {
-        g->zombie = true;
-        Group* raw = g.release();
+      for (Group* raw : rt[oi].groups.Release()) {
+        raw->zombie = true;
         groups_total--;
         if (raw->heap_refs == 0 && !raw->in_dirty_list) delete raw;
         else zombies.push_back(raw);
@@ -852,6 +891,7 @@ struct Engine::Impl {
     rt = std::move(nrt);
     rs = std::move(next);
     match_cache.clear();
+    gskeys.assign(rs->groupsets.size(), GroupsetKey{});
     auto ns = MakeStats(rs, stats.get());
     ns->groups = static_cast<int64_t>(groups_total);
     stats = ns;
@@ -872,13 +912,13 @@ struct Engine::Impl {
     for (uint32_t i = 0; i < rt.size(); ++i) {
       RuleStats& st = St(i);
       int64_t active = 0, bytes = 0;
-      for (auto& [k, g] : rt[i].groups) {
+      rt[i].groups.ForEach([&](Group* g) {
         g->heap_due = kNever;
         g->heap_refs = 0;
         active += g->active;
         bytes += g->stored_bytes;
-        Schedule(g.get());
-      }
+        Schedule(g);
+      });
       st.groups = static_cast<int64_t>(rt[i].groups.size());
       st.active_groups = active;
       st.state_bytes = bytes;
@@ -955,9 +995,11 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
     return false;
   }
   RuleRt& r = m.rt[idx];
-  if (r.groups.count(gkey)) return false;
-  Group* raw = g.get();
-  r.groups.emplace(gkey, std::move(g));
+  const uint64_t h = Fnv1a(gkey);
+  if (r.groups.Find(h, gkey)) return false;
+  Group* raw = g.release();
+  raw->hash = h;
+  r.groups.Insert(h, raw);
   m.AdjustGroups(static_cast<uint32_t>(idx), +1);
   m.SetStoredBytes(raw, key.size() + value.size());
   if (raw->active) {
@@ -968,8 +1010,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
 }
 
 void Engine::FinishRestore(int64_t now_ms, OutputSink& out) {
-  for (auto& r : impl_->rt)
-    for (auto& [k, g] : r.groups) impl_->Schedule(g.get());
+  for (auto& r : impl_->rt) r.groups.ForEach([&](Group* g) { impl_->Schedule(g); });
   AdvanceTo(now_ms, out);
 }
 
