@@ -97,6 +97,71 @@ std::string* EvalScratch::Next() {
 bool ReadsEventFields(const Expr& e) { return e.reads_event; }
 bool ReadsClock(const Expr& e) { return e.reads_clock; }
 
+namespace {
+
+// True if evaluating `e` as an operand of `and`/`or` (or as a whole condition) can record no
+// EvalError whatever the event: it yields a boolean without reading a value that may be missing.
+bool NeverErrsAsCondition(const Expr& e) {
+  switch (e.op) {
+    case Op::kConst: return e.constant.is_bool();
+    case Op::kExists: return true;
+    case Op::kNot: return NeverErrsAsCondition(*e.kids[0]);
+    case Op::kAnd:
+    case Op::kOr: return NeverErrsAsCondition(*e.kids[0]) && NeverErrsAsCondition(*e.kids[1]);
+    default: return false;
+  }
+}
+
+bool IsUsableConstant(const Expr& e) { return e.op == Op::kConst && !e.constant.missing(); }
+
+// `field == c`, `c == field`, `field in [c, ...]`: fills *out.
+bool AsTest(const Expr& e, LeadingTest* out) {
+  const Expr* field = nullptr;
+  if (e.op == Op::kEq) {
+    const Expr& a = *e.kids[0];
+    const Expr& b = *e.kids[1];
+    if (a.op == Op::kEventField && IsUsableConstant(b)) {
+      field = &a;
+    } else if (b.op == Op::kEventField && IsUsableConstant(a)) {
+      field = &b;
+    } else {
+      return false;
+    }
+    out->constants.assign(1, field == &a ? b.constant : a.constant);
+  } else if (e.op == Op::kIn) {
+    if (e.kids[0]->op != Op::kEventField) return false;
+    field = e.kids[0].get();
+    out->constants.clear();
+    for (size_t i = 1; i < e.kids.size(); ++i) {
+      if (!IsUsableConstant(*e.kids[i])) return false;
+      out->constants.push_back(e.kids[i]->constant);
+    }
+  } else {
+    return false;
+  }
+  out->field = field->text;
+  out->types = 0;
+  for (const Value& c : out->constants) out->types |= static_cast<uint8_t>(1u << static_cast<int>(c.type));
+  return true;
+}
+
+// Walks the conjuncts of `e` in evaluation order. Returns 1 when the test was found, -1 when a
+// conjunct that may record an error was met first, 0 when every conjunct is error-free.
+int WalkConjuncts(const Expr& e, LeadingTest* out) {
+  if (e.op == Op::kAnd) {
+    const int left = WalkConjuncts(*e.kids[0], out);
+    return left != 0 ? left : WalkConjuncts(*e.kids[1], out);
+  }
+  if (AsTest(e, out)) return 1;
+  return NeverErrsAsCondition(e) ? 0 : -1;
+}
+
+}  // namespace
+
+bool FindLeadingTest(const Expr& where, LeadingTest* out) {
+  return WalkConjuncts(where, out) == 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Canonical text
 

@@ -74,6 +74,23 @@ std::string ExprCanonical(const Expr& e);
 
 // True if the expression reads a field of the triggering event (not a let / group / aggregate).
 bool ReadsEventFields(const Expr& e);
+
+// For the rule index (rules/index.h): the test a `where` condition starts with, when it is
+// `field == constant` (either operand order) or `field in [constant, ...]` over an event field,
+// possibly after conjuncts that can never record an error (`exists(f)`, `true`, and `not`/`and`/
+// `or` of those). Guarantee: for an event whose `field` has a value whose type is in `types` and
+// that equals none of `constants`, EvalCondition(where) is false AND records no EvalError, so a
+// rule may be skipped for that event without changing any output or counter. Only the first
+// test that can record an error qualifies: `and` evaluates left to right and stops at the first
+// false, so an error recorded by an earlier conjunct (`speed > 50 and zone == "a"` with speed
+// missing) would be lost if the rule were skipped on a later one.
+struct LeadingTest {
+  std::string field;
+  std::vector<Value> constants;  // views into the compiled expression: valid while it lives
+  uint8_t types = 0;             // bit (1 << Type) for each type among `constants`
+};
+// False if `where` does not start with such a test.
+bool FindLeadingTest(const Expr& where, LeadingTest* out);
 // True if the expression calls hour()/minute()/weekday()/sun_altitude().
 bool ReadsClock(const Expr& e);
 

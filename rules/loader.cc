@@ -46,10 +46,7 @@ bool BuildGroupKey(const std::vector<std::string>& group_by, const Event& ev, st
 
 void RuleSet::Match(std::string_view kind, std::vector<uint32_t>* out) const {
   out->clear();
-  // Heterogeneous lookup is C++20 for unordered_map only with a transparent hash; keep it simple.
-  thread_local std::string k;
-  k.assign(kind.data(), kind.size());
-  auto it = by_kind.find(k);
+  auto it = by_kind.find(kind);
   if (it != by_kind.end()) out->insert(out->end(), it->second.begin(), it->second.end());
   bool added = false;
   for (const auto& [prefix, idx] : by_prefix) {
@@ -90,6 +87,7 @@ void RuleSet::Finish() {
       r.groupset = static_cast<int>(gs - groupsets.begin());
     }
   }
+  index.Build(rules);
 }
 
 size_t RuleCount(const RuleSet& rs) { return rs.rules.size(); }

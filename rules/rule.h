@@ -2,6 +2,7 @@
 // The compiled form of rules (private to rules/ and its tests). Built once by the loader,
 // immutable afterwards and shared read-only by every shard.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "rules/expr.h"
+#include "rules/index.h"
 #include "rules/output.h"
 #include "rules/ruleset_api.h"
 #include "rules/window.h"
@@ -75,14 +77,25 @@ class RuleSet {
   size_t file_count = 0;
   std::vector<std::vector<std::string>> groupsets;  // distinct group_by lists
 
-  // Rule indexes (ascending) whose `on` matches `kind`, appended to *out (cleared first).
+  // The rules to evaluate for `ev`: rule indexes, ascending, into *out (cleared first). A
+  // superset of the rules whose `on` and `where` match `ev`, and of those whose `where` records an
+  // error for it; the caller still evaluates `where` on each (see rules/index.h). Depends on the
+  // event's field values, not only its kind: do not cache it per kind. No allocation once *out
+  // has the capacity (rules.size() is always enough). Thread-safe (const).
+  void Match(const Event& ev, std::vector<uint32_t>* out) const { index.Match(ev, out); }
+  // Every rule whose `on` matches `kind`, whatever `where` says (ascending, into *out).
   void Match(std::string_view kind, std::vector<uint32_t>* out) const;
   int FindRule(std::string_view name) const;  // -1 if none
 
   // Built by Finish() from rules.
-  std::unordered_map<std::string, std::vector<uint32_t>> by_kind;
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<uint32_t>, SvHash, std::equal_to<>> by_kind;
   std::vector<std::pair<std::string, uint32_t>> by_prefix;
   std::unordered_map<std::string, int> by_name;
+  RuleIndex index;  // by kind and by the leading `field == constant` test of `where`
   void Finish();
 };
 

@@ -1,0 +1,129 @@
+// RuleIndex: buckets by kind, then by the leading `field == constant` test of `where`.
+//
+// Every list is built in rule order, so each is ascending; Match appends the lists an event
+// selects and sorts only when it appended more than one (the lists are short: the rules of one
+// kind and one place).
+#include "rules/index.h"
+
+#include <algorithm>
+
+#include "rules/rule.h"
+
+namespace vigie::rules {
+
+namespace {
+
+void PushOnce(std::vector<uint32_t>* v, uint32_t rule) {
+  if (v->empty() || v->back() != rule) v->push_back(rule);
+}
+
+}  // namespace
+
+void RuleIndex::Add(Bucket* b, uint32_t rule, const Key& key) {
+  if (b->last == rule) return;  // `on: [camera.status, camera.*]`: once
+  b->last = rule;
+  if (key.field.empty()) {
+    b->always.push_back(rule);
+    return;
+  }
+  auto f = std::find_if(b->fields.begin(), b->fields.end(),
+                        [&](const FieldIndex& x) { return x.name == key.field; });
+  if (f == b->fields.end()) {
+    b->fields.emplace_back();
+    f = b->fields.end() - 1;
+    f->name = key.field;
+  }
+  f->all.push_back(rule);
+  bool has[4] = {false, false, false, false};
+  for (const OwnedValue& c : key.constants) {
+    has[static_cast<int>(c.type)] = true;
+    switch (c.type) {
+      case Type::kString: PushOnce(&f->strings[c.str], rule); break;
+      case Type::kNumber: PushOnce(&f->numbers[c.num], rule); break;
+      case Type::kBool: PushOnce(&f->bools[c.b ? 1 : 0], rule); break;
+      case Type::kMissing: break;
+    }
+  }
+  for (int t = 1; t < 4; ++t)
+    if (!has[t]) f->not_of_type[t].push_back(rule);
+}
+
+void RuleIndex::Build(const std::vector<Rule>& rules) {
+  keys_.assign(rules.size(), Key{});
+  exact_.clear();
+  prefix_.clear();
+  for (const Rule& r : rules) {
+    for (const auto& k : r.on_exact) exact_.try_emplace(k);
+    for (const auto& p : r.on_prefix) {
+      auto it = std::find_if(prefix_.begin(), prefix_.end(),
+                             [&](const auto& x) { return x.first == p; });
+      if (it == prefix_.end()) prefix_.emplace_back(p, Bucket{});
+    }
+  }
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    const Rule& r = rules[i];
+    Key& key = keys_[i];
+    LeadingTest t;
+    if (r.where && FindLeadingTest(*r.where, &t)) {
+      key.field = t.field;
+      for (const Value& c : t.constants) key.constants.emplace_back(c);
+    }
+    for (const auto& k : r.on_exact) Add(&exact_.find(k)->second, i, key);
+    for (const auto& p : r.on_prefix) {
+      for (auto& [kind, bucket] : exact_)
+        if (kind.starts_with(p)) Add(&bucket, i, key);
+      for (auto& [prefix, bucket] : prefix_)
+        if (prefix == p) Add(&bucket, i, key);
+    }
+  }
+}
+
+void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out,
+                        int* lists) {
+  auto append = [&](const std::vector<uint32_t>& v) {
+    if (v.empty()) return;
+    out->insert(out->end(), v.begin(), v.end());
+    ++*lists;
+  };
+  append(b.always);
+  for (const FieldIndex& f : b.fields) {
+    const Value v = ev.Get(f.name);
+    if (v.missing()) {  // the test records missing_field: evaluate
+      append(f.all);
+      continue;
+    }
+    append(f.not_of_type[static_cast<int>(v.type)]);  // the test records type_mismatch
+    switch (v.type) {
+      case Type::kString: {
+        auto it = f.strings.find(v.str);
+        if (it != f.strings.end()) append(it->second);
+        break;
+      }
+      case Type::kNumber: {
+        auto it = f.numbers.find(v.num);  // NaN finds nothing: NaN == c is false, no error
+        if (it != f.numbers.end()) append(it->second);
+        break;
+      }
+      case Type::kBool: append(f.bools[v.b ? 1 : 0]); break;
+      case Type::kMissing: break;
+    }
+  }
+}
+
+void RuleIndex::Match(const Event& ev, std::vector<uint32_t>* out) const {
+  out->clear();
+  int lists = 0;
+  auto it = exact_.find(std::string_view(ev.kind));
+  if (it != exact_.end()) {
+    Collect(it->second, ev, out, &lists);
+  } else {
+    for (const auto& [prefix, bucket] : prefix_)
+      if (ev.kind.starts_with(prefix)) Collect(bucket, ev, out, &lists);
+  }
+  if (lists > 1) {
+    std::sort(out->begin(), out->end());
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+  }
+}
+
+}  // namespace vigie::rules

@@ -1,0 +1,83 @@
+#pragma once
+// RuleIndex: which rules an event can match, found without scanning the rules. Built once from a
+// compiled rule list (RuleSet::Finish), immutable afterwards and read concurrently by every shard
+// and router thread (Match is const and keeps no state between calls).
+//
+// Rules are filed by the kinds of their `on` (exact kinds, and `camera.*` prefixes), then, when
+// their `where` starts with `field == constant` or `field in [constants]` (see FindLeadingTest in
+// expr.h for exactly which tests qualify and why only the leading one), by (field, constant).
+// Match returns a superset of the rules whose `where` holds for the event: a rule is left out only
+// when its leading test is false for the event without recording an error — the event's field
+// has a value of one of the constants' types and equals none of them. A missing field or a value
+// of another type keeps the rule (its `where` records missing_field / type_mismatch, which the
+// engine counts), so evaluating `where` on the candidates gives the same outputs and the same
+// counters as evaluating it on every rule of the kind.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "rules/event.h"
+#include "rules/value.h"
+
+namespace vigie::rules {
+
+struct Rule;
+
+class RuleIndex {
+ public:
+  // What a rule is filed under (for tests and tools). `field` empty: not indexed, the rule is a
+  // candidate for every event of its kinds.
+  struct Key {
+    std::string field;
+    std::vector<OwnedValue> constants;
+  };
+
+  void Build(const std::vector<Rule>& rules);
+
+  // The rule indexes (ascending, no duplicates) that `ev` may match, into *out (cleared first).
+  // No allocation once *out has the capacity (at most the rule count).
+  void Match(const Event& ev, std::vector<uint32_t>* out) const;
+
+  const Key& key(uint32_t rule) const { return keys_[rule]; }
+
+ private:
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct NumHash {
+    size_t operator()(double d) const { return std::hash<double>{}(d == 0 ? 0.0 : d); }
+  };
+  template <typename V>
+  using StrMap = std::unordered_map<std::string, V, SvHash, std::equal_to<>>;
+
+  // The rules of one kind bucket filed under one field.
+  struct FieldIndex {
+    std::string name;
+    std::vector<uint32_t> all;            // every rule of this field: candidates if it is missing
+    std::vector<uint32_t> not_of_type[4];  // by Type: rules with no constant of that type
+    StrMap<std::vector<uint32_t>> strings;
+    std::unordered_map<double, std::vector<uint32_t>, NumHash> numbers;
+    std::vector<uint32_t> bools[2];
+  };
+  struct Bucket {
+    std::vector<uint32_t> always;  // rules without a leading test
+    std::vector<FieldIndex> fields;
+    uint32_t last = UINT32_MAX;    // while building: the last rule added
+  };
+
+  static void Add(Bucket* b, uint32_t rule, const Key& key);
+  static void Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists);
+
+  std::vector<Key> keys_;
+  // One bucket per exact kind of any rule, holding also the prefix rules that match that kind.
+  StrMap<Bucket> exact_;
+  // One bucket per prefix ("camera."), for kinds that are not in exact_.
+  std::vector<std::pair<std::string, Bucket>> prefix_;
+};
+
+}  // namespace vigie::rules
