@@ -339,6 +339,7 @@ struct Engine::Impl {
   void Transition(Group* g, int64_t T, const Event* ev, EvalContext& ctx, OutputSink& out) {
     const Rule& r = rs->rules[g->rule];
     RuleStats::Add(St(g->rule).evaluations);
+    const bool was_pending = g->pending;
     if (!g->active) {
       bool w = EvalCondition(*r.when, ctx);
       if (w) {
@@ -357,7 +358,13 @@ struct Engine::Impl {
       if (deact) Deactivate(g, T, ev, ctx, out);
     }
     CountErrors(g->rule, ctx.errors);
-    MarkDirty(g);
+    // A stateless group's durable state is its flags, its pending `for` and the event that will
+    // fire it, and its firing alerts (Activate/Deactivate mark those): an evaluation that changes
+    // none of them has nothing to write. (A group never written is recreated alike at restart.)
+    if (r.kind != RuleKind::kStateless || g->pending != was_pending ||
+        (g->pending && r.keep_last_event)) {
+      MarkDirty(g);
+    }
   }
 
   void RenderTemplate(const Template& t, const Group* g, const Event* ev, const EvalContext& ctx,

@@ -238,6 +238,51 @@ TEST_CASE("engine state: TakeDirty returns only what changed since the last call
   CHECK(d.puts[0].first == StateKey(*rs, "silent", "c1"));
 }
 
+TEST_CASE("engine state: a stateless group is written only when its state changes",
+          "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  StateDelta d;
+  // `fault` (no `for`): evaluations that leave the group inactive write nothing.
+  e.Process(MakeEvent(kT0, "status", {{"device", "d9"}, {"status", "ok"}}), kT0, sink);
+  e.Process(MakeEvent(kT0 + kSec, "status", {{"device", "d9"}, {"status", "ok"}}), kT0 + kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.empty());
+  // Activation is written; staying active is not written again; deactivation is.
+  e.Process(MakeEvent(kT0 + 2 * kSec, "status", {{"device", "d9"}, {"status", "fault"}, {"code", 1}}),
+            kT0 + 2 * kSec, sink);
+  e.TakeDirty(&d);
+  REQUIRE(d.puts.size() == 1);
+  CHECK(d.puts[0].first == StateKey(*rs, "fault", "d9"));
+  d.clear();
+  e.Process(MakeEvent(kT0 + 3 * kSec, "status", {{"device", "d9"}, {"status", "fault"}, {"code", 2}}),
+            kT0 + 3 * kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.empty());
+  e.Process(MakeEvent(kT0 + 4 * kSec, "status", {{"device", "d9"}, {"status", "ok"}}), kT0 + 4 * kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 1);
+  d.clear();
+  // `hot` (for: 1m): while pending, every event is written (it carries the event that will fire).
+  e.Process(MakeEvent(kT0 + 5 * kSec, "temp", {{"device", "s9"}, {"t", 31}}), kT0 + 5 * kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 1);
+  d.clear();
+  e.Process(MakeEvent(kT0 + 6 * kSec, "temp", {{"device", "s9"}, {"t", 32}}), kT0 + 6 * kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.puts.size() == 1);
+  d.clear();
+  e.Process(MakeEvent(kT0 + 7 * kSec, "temp", {{"device", "s9"}, {"t", 20}}), kT0 + 7 * kSec, sink);
+  e.TakeDirty(&d);  // the pending `for` was cancelled: written once more
+  CHECK(d.puts.size() == 1);
+  d.clear();
+  e.Process(MakeEvent(kT0 + 8 * kSec, "temp", {{"device", "s9"}, {"t", 20}}), kT0 + 8 * kSec, sink);
+  e.TakeDirty(&d);
+  CHECK(d.empty());
+}
+
 TEST_CASE("engine state: TakeChanged returns only the groups whose activation changed",
           "[engine][state]") {
   auto rs = MustCompile(kStateRules);
