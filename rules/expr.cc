@@ -141,7 +141,8 @@ bool AsTest(const Expr& e, LeadingTest* out) {
   }
   out->field = field->text;
   out->types = 0;
-  for (const Value& c : out->constants) out->types |= static_cast<uint8_t>(1u << static_cast<int>(c.type));
+  for (const Value& c : out->constants)
+    out->types |= static_cast<uint8_t>(1u << static_cast<int>(c.type));
   return true;
 }
 

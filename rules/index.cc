@@ -38,10 +38,17 @@ void RuleIndex::Add(Bucket* b, uint32_t rule, const Key& key) {
   for (const OwnedValue& c : key.constants) {
     has[static_cast<int>(c.type)] = true;
     switch (c.type) {
-      case Type::kString: PushOnce(&f->strings[c.str], rule); break;
-      case Type::kNumber: PushOnce(&f->numbers[c.num], rule); break;
-      case Type::kBool: PushOnce(&f->bools[c.b ? 1 : 0], rule); break;
-      case Type::kMissing: break;
+      case Type::kString:
+        PushOnce(&f->strings[c.str], rule);
+        break;
+      case Type::kNumber:
+        PushOnce(&f->numbers[c.num], rule);
+        break;
+      case Type::kBool:
+        PushOnce(&f->bools[c.b ? 1 : 0], rule);
+        break;
+      case Type::kMissing:
+        break;
     }
   }
   for (int t = 1; t < 4; ++t)
@@ -55,8 +62,8 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
   for (const Rule& r : rules) {
     for (const auto& k : r.on_exact) exact_.try_emplace(k);
     for (const auto& p : r.on_prefix) {
-      auto it = std::find_if(prefix_.begin(), prefix_.end(),
-                             [&](const auto& x) { return x.first == p; });
+      auto it =
+          std::find_if(prefix_.begin(), prefix_.end(), [&](const auto& x) { return x.first == p; });
       if (it == prefix_.end()) prefix_.emplace_back(p, Bucket{});
     }
   }
@@ -78,8 +85,7 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
   }
 }
 
-void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out,
-                        int* lists) {
+void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists) {
   auto append = [&](const std::vector<uint32_t>& v) {
     if (v.empty()) return;
     out->insert(out->end(), v.begin(), v.end());
@@ -104,8 +110,11 @@ void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>*
         if (it != f.numbers.end()) append(it->second);
         break;
       }
-      case Type::kBool: append(f.bools[v.b ? 1 : 0]); break;
-      case Type::kMissing: break;
+      case Type::kBool:
+        append(f.bools[v.b ? 1 : 0]);
+        break;
+      case Type::kMissing:
+        break;
     }
   }
 }

@@ -58,7 +58,7 @@ class RuleIndex {
   // The rules of one kind bucket filed under one field.
   struct FieldIndex {
     std::string name;
-    std::vector<uint32_t> all;            // every rule of this field: candidates if it is missing
+    std::vector<uint32_t> all;             // every rule of this field: candidates if it is missing
     std::vector<uint32_t> not_of_type[4];  // by Type: rules with no constant of that type
     StrMap<std::vector<uint32_t>> strings;
     std::unordered_map<double, std::vector<uint32_t>, NumHash> numbers;
@@ -67,7 +67,7 @@ class RuleIndex {
   struct Bucket {
     std::vector<uint32_t> always;  // rules without a leading test
     std::vector<FieldIndex> fields;
-    uint32_t last = UINT32_MAX;    // while building: the last rule added
+    uint32_t last = UINT32_MAX;  // while building: the last rule added
   };
 
   static void Add(Bucket* b, uint32_t rule, const Key& key);

@@ -3,9 +3,8 @@
 // mistyped fields; and a property test: for random rule sets and events, Match(ev) holds every
 // rule whose `on` matches and whose `where` is true or records an error, in ascending order,
 // and nothing whose `on` does not match.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 #include <string>
@@ -39,8 +38,10 @@ std::string KeyText(const RuleSet& rs, uint32_t i) {
   std::string s = k.field + ":";
   for (const OwnedValue& c : k.constants) {
     s += " ";
-    if (c.type == Type::kString) s += "\"" + c.str + "\"";
-    else AppendText(&s, c.view());
+    if (c.type == Type::kString)
+      s += "\"" + c.str + "\"";
+    else
+      AppendText(&s, c.view());
   }
   return s;
 }
@@ -99,21 +100,20 @@ TEST_CASE("index: a rule is filed under the test its `where` starts with", "[ind
 
 TEST_CASE("index: equality on strings, numbers and booleans", "[index]") {
   auto rs = MustCompile(RulesText({
-      R"(zone == "a")",         // 0
-      R"(zone == "b")",         // 1
-      "n == 3",                 // 2
-      "n == 0",                 // 3
-      "flag == true",           // 4
-      "flag == false",          // 5
-      "n > 1",                  // 6: not indexed, always a candidate
+      R"(zone == "a")",              // 0
+      R"(zone == "b")",              // 1
+      "n == 3",                      // 2
+      "n == 0",                      // 3
+      "flag == true",                // 4
+      "flag == false",               // 5
+      "n > 1",                       // 6: not indexed, always a candidate
       R"(zone == "a" and n > 100)",  // 7
   }));
   CHECK(MatchOf(*rs, MakeEvent(kT0, "k", {{"zone", "a"}, {"n", 3}, {"flag", true}})) ==
         Ids{0, 2, 4, 6, 7});
   CHECK(MatchOf(*rs, MakeEvent(kT0, "k", {{"zone", "b"}, {"n", 0}, {"flag", false}})) ==
         Ids{1, 3, 5, 6});
-  CHECK(MatchOf(*rs, MakeEvent(kT0, "k", {{"zone", "c"}, {"n", 4}, {"flag", false}})) ==
-        Ids{5, 6});
+  CHECK(MatchOf(*rs, MakeEvent(kT0, "k", {{"zone", "c"}, {"n", 4}, {"flag", false}})) == Ids{5, 6});
   // -0 == 0 for the language: the index agrees.
   CHECK(MatchOf(*rs, MakeEvent(kT0, "k", {{"zone", "c"}, {"n", -0.0}, {"flag", false}})) ==
         Ids{3, 5, 6});
@@ -184,7 +184,9 @@ TEST_CASE("index: prefix kinds and several kinds per rule", "[index]") {
     on: camera.heartbeat
     when: 'true'
 )");
-  auto ev = [](const char* kind, const char* zone) { return MakeEvent(kT0, kind, {{"zone", zone}}); };
+  auto ev = [](const char* kind, const char* zone) {
+    return MakeEvent(kT0, kind, {{"zone", zone}});
+  };
   CHECK(MatchOf(*rs, ev("camera.status", "a")) == Ids{0, 1, 3});
   CHECK(MatchOf(*rs, ev("camera.status", "b")) == Ids{1, 2, 3});
   CHECK(MatchOf(*rs, ev("camera.status", "c")) == Ids{1, 4});
@@ -230,28 +232,40 @@ struct Gen {
   }
   std::string Const() {
     switch (Pick(4)) {
-      case 0: return std::to_string(Pick(3));
-      case 1: return std::string("\"s") + std::to_string(Pick(3)) + "\"";
-      case 2: return Pick(2) ? "true" : "false";
-      default: return Pick(2) ? "-0" : "1.5";
+      case 0:
+        return std::to_string(Pick(3));
+      case 1:
+        return std::string("\"s") + std::to_string(Pick(3)) + "\"";
+      case 2:
+        return Pick(2) ? "true" : "false";
+      default:
+        return Pick(2) ? "-0" : "1.5";
     }
   }
   std::string Test() {
     const std::string f = Field();
     switch (Pick(9)) {
-      case 0: return f + " == " + Const();
-      case 1: return Const() + " == " + f;
+      case 0:
+        return f + " == " + Const();
+      case 1:
+        return Const() + " == " + f;
       case 2: {
         std::string s = f + " in [" + Const();
         for (int i = Pick(3); i > 0; --i) s += ", " + Const();
         return s + "]";
       }
-      case 3: return f + " != " + Const();
-      case 4: return f + " > " + std::to_string(Pick(3));
-      case 5: return "exists(" + f + ")";
-      case 6: return f + " == " + Field();
-      case 7: return Pick(2) ? "true" : "not exists(" + f + ")";
-      default: return f + " not in [" + Const() + "]";
+      case 3:
+        return f + " != " + Const();
+      case 4:
+        return f + " > " + std::to_string(Pick(3));
+      case 5:
+        return "exists(" + f + ")";
+      case 6:
+        return f + " == " + Field();
+      case 7:
+        return Pick(2) ? "true" : "not exists(" + f + ")";
+      default:
+        return f + " not in [" + Const() + "]";
     }
   }
   std::string Where(int depth = 0) {
@@ -262,17 +276,26 @@ struct Gen {
     return Where(depth + 1) + " and " + Where(depth + 1);
   }
   std::string On() {
-    static const char* const kOn[] = {"k1", "k2", "k.x", "k.*", "k*", "\"*\"", "[k1, k.*]",
-                                      "[k2, k.x]"};
+    static const char* const kOn[] = {"k1", "k2",    "k.x",       "k.*",
+                                      "k*", "\"*\"", "[k1, k.*]", "[k2, k.x]"};
     return kOn[Pick(8)];
   }
   void SetField(Event* ev, const char* name) {
     switch (Pick(7)) {
-      case 0: return;  // missing
-      case 1: ev->Set(name, Value::Number(Pick(3))); return;
-      case 2: ev->Set(name, Value::Number(Pick(2) ? -0.0 : std::nan(""))); return;
-      case 3: ev->Set(name, Value::Number(1.5)); return;
-      case 4: ev->Set(name, Value::Bool(Pick(2))); return;
+      case 0:
+        return;  // missing
+      case 1:
+        ev->Set(name, Value::Number(Pick(3)));
+        return;
+      case 2:
+        ev->Set(name, Value::Number(Pick(2) ? -0.0 : std::nan("")));
+        return;
+      case 3:
+        ev->Set(name, Value::Number(1.5));
+        return;
+      case 4:
+        ev->Set(name, Value::Bool(Pick(2)));
+        return;
       default: {
         static const char* const kStr[] = {"s0", "s1", "s2", "x"};
         ev->Set(name, Value::String(kStr[Pick(4)]));
