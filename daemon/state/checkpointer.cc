@@ -22,29 +22,28 @@ void EraseWithPrefix(Container* c, const std::string& prefix) {
   }
 }
 
-uint64_t DeltaBytes(const rules::StateDelta& d) {
+uint64_t DeltaBytes(const std::vector<rules::StateDelta>& ds) {
   uint64_t n = 0;
-  for (const auto& [k, v] : d.puts) n += k.size() + v.size();
-  for (const auto& k : d.deletes) n += k.size();
-  for (const auto& p : d.delete_prefixes) n += p.size();
+  for (const rules::StateDelta& d : ds) {
+    for (const auto& [k, v] : d.puts) n += k.size() + v.size();
+    for (const auto& k : d.deletes) n += k.size();
+    for (const auto& p : d.delete_prefixes) n += p.size();
+  }
   return n;
 }
 }  // namespace
 
 void MergedDelta::Merge(rules::StateDelta&& newer) {
   if (newer.empty()) return;
-  // Fast path (the normal case: the previous delta was written): keep the delta as it is. Building
-  // ordered maps of 100k keys under the lock, on the shard thread, cost more than the write.
-  if (empty()) {
-    raw = std::move(newer);
-    has_raw = true;
+  if (!merged && queued.size() < kMaxQueued) {
+    queued.push_back(std::move(newer));
     newer.clear();
     return;
   }
-  if (has_raw) {
-    has_raw = false;
-    MergeIntoMaps(std::move(raw));
-    raw.clear();
+  if (!merged) {
+    merged = true;
+    for (rules::StateDelta& d : queued) MergeIntoMaps(std::move(d));
+    queued.clear();
   }
   MergeIntoMaps(std::move(newer));
 }
@@ -65,14 +64,14 @@ void MergedDelta::MergeIntoMaps(rules::StateDelta&& newer) {
   newer.clear();
 }
 
-rules::StateDelta MergedDelta::Take() {
-  if (has_raw) {
-    has_raw = false;
-    rules::StateDelta d = std::move(raw);
-    raw.clear();
-    return d;
+std::vector<rules::StateDelta> MergedDelta::Take() {
+  std::vector<rules::StateDelta> out;
+  if (!merged) {
+    out.swap(queued);
+    return out;
   }
-  rules::StateDelta d;
+  merged = false;
+  rules::StateDelta& d = out.emplace_back();
   d.delete_prefixes.reserve(delete_prefixes.size());
   while (!delete_prefixes.empty()) {
     d.delete_prefixes.push_back(std::move(delete_prefixes.extract(delete_prefixes.begin()).value()));
@@ -84,7 +83,7 @@ rules::StateDelta MergedDelta::Take() {
     auto node = puts.extract(puts.begin());
     d.puts.emplace_back(std::move(node.key()), std::move(node.mapped()));
   }
-  return d;
+  return out;
 }
 
 Checkpointer::Checkpointer(StateStore* store, Logger* log, CheckpointerOptions opts)
@@ -172,7 +171,7 @@ void Checkpointer::Run() {
       continue;
     }
     last_shard_ = shard;
-    rules::StateDelta delta = slot->pending.Take();
+    std::vector<rules::StateDelta> delta = slot->pending.Take();
     uint64_t gen = slot->pending_gen;
     size_t count = slot->pending_count;
     slot->pending_count = 0;
@@ -181,7 +180,7 @@ void Checkpointer::Run() {
     uint64_t bytes = DeltaBytes(delta);
     std::string error;
     auto t0 = std::chrono::steady_clock::now();
-    bool ok = store_->Write(delta, &error);
+    bool ok = store_->WriteAll(delta.data(), delta.size(), &error);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     lock.lock();
@@ -206,8 +205,8 @@ void Checkpointer::Run() {
       failures_.fetch_add(1, std::memory_order_relaxed);
       // Keep it: the failed delta is older than whatever was submitted meanwhile.
       MergedDelta again;
-      again.Merge(std::move(delta));
-      again.Merge(s.pending.Take());
+      for (rules::StateDelta& d : delta) again.Merge(std::move(d));
+      for (rules::StateDelta& d : s.pending.Take()) again.Merge(std::move(d));
       s.pending = std::move(again);
       s.pending_count += count;
       s.pending_gen = std::max(s.pending_gen, gen);

@@ -41,22 +41,27 @@ struct CheckpointerOptions {
   int64_t retry_max_ms = 5000;  // backoff doubles up to this
 };
 
-// A merged delta: what a shard still has to write. Public for tests.
+// What a shard still has to write. Public for tests.
+//
+// Deltas are kept as they came, oldest first, and written in one batch (StateStore::WriteAll):
+// a shard submits a large regular checkpoint every interval and small ones after activations,
+// and merging them into ordered maps (100 k string keys, on the shard thread, under the
+// checkpointer's lock) cost more than writing a key twice. Only when more than kMaxQueued
+// deltas wait (the store is failing or far behind) are they merged into maps, which bounds the
+// memory to one entry per key.
 struct MergedDelta {
+  static constexpr size_t kMaxQueued = 8;
+  std::vector<rules::StateDelta> queued;  // oldest first (empty when merged)
   std::map<std::string, std::string> puts;
   std::set<std::string> deletes;
   std::set<std::string> delete_prefixes;
-  // A single delta not merged with anything is kept as is (no map building): see Merge.
-  rules::StateDelta raw;
-  bool has_raw = false;
-  bool empty() const {
-    return !has_raw && puts.empty() && deletes.empty() && delete_prefixes.empty();
-  }
-  // Merges a newer delta on top of this one (consumes it). The result, applied in the store's
-  // order (prefixes, deletes, puts), has the effect of applying this then `newer`.
+  bool merged = false;  // the maps hold the content
+  bool empty() const { return queued.empty() && !merged; }
+  // Adds a newer delta (consumes it). Applying the result has the effect of applying what was
+  // here, then `newer`.
   void Merge(rules::StateDelta&& newer);
-  // Moves the content out as a StateDelta.
-  rules::StateDelta Take();
+  // Moves the content out: deltas to apply in order (one when merged).
+  std::vector<rules::StateDelta> Take();
 
  private:
   void MergeIntoMaps(rules::StateDelta&& newer);

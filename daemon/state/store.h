@@ -27,7 +27,10 @@ class StateStore {
   // Applies the delta atomically (one batch), in this order: delete_prefixes, then deletes,
   // then puts — so a delta may clear a rule's prefix and write its fresh state. Not synced to
   // disk (the WAL survives kill -9, not a power loss).
-  virtual bool Write(const rules::StateDelta& delta, std::string* error) = 0;
+  bool Write(const rules::StateDelta& delta, std::string* error) { return WriteAll(&delta, 1, error); }
+  // Applies n deltas, oldest first, each in the order above, atomically as one batch: the
+  // effect of n Write() calls without merging them first.
+  virtual bool WriteAll(const rules::StateDelta* deltas, size_t n, std::string* error) = 0;
   // Calls fn for every key starting with `prefix`, in key order, until fn returns false.
   virtual bool Scan(std::string_view prefix,
                     const std::function<bool(std::string_view key, std::string_view value)>& fn,
@@ -50,7 +53,7 @@ class RocksStateStore final : public StateStore {
   static std::unique_ptr<RocksStateStore> Open(const std::string& dir, std::string* error);
   ~RocksStateStore() override;
 
-  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool WriteAll(const rules::StateDelta* deltas, size_t n, std::string* error) override;
   bool Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn,
             std::string* error) override;
@@ -66,7 +69,7 @@ class RocksStateStore final : public StateStore {
 
 class MemStateStore final : public StateStore {
  public:
-  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool WriteAll(const rules::StateDelta* deltas, size_t n, std::string* error) override;
   bool Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn,
             std::string* error) override;
@@ -98,7 +101,7 @@ class FaultyStateStore final : public StateStore {
   std::atomic<uint64_t> get_calls{0};
   std::atomic<uint64_t> scan_calls{0};
 
-  bool Write(const rules::StateDelta& delta, std::string* error) override;
+  bool WriteAll(const rules::StateDelta* deltas, size_t n, std::string* error) override;
   bool Scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn,
             std::string* error) override;

@@ -134,39 +134,64 @@ TEST_CASE("state: FaultyStateStore injects failures and counts calls") {
   CHECK(mem.Dump() == "a=1\n");
 }
 
-TEST_CASE("state: MergedDelta keeps the last word for each key") {
-  MergedDelta m;
-  StateDelta a;
-  a.puts = {{"g/1/x", "old"}, {"g/2/y", "y"}, {"g/3/z", "z"}};
-  a.deletes = {"g/4/gone"};
-  m.Merge(std::move(a));
-  StateDelta b;
-  b.delete_prefixes = {"g/2/"};       // drops the earlier put of g/2/y
-  b.deletes = {"g/3/z"};              // replaces the earlier put
-  b.puts = {{"g/1/x", "new"}, {"g/4/gone", "back"}, {"g/2/fresh", "f"}};
-  m.Merge(std::move(b));
-  StateDelta t = m.Take();
-  CHECK(m.empty());
-  CHECK(t.delete_prefixes == std::vector<std::string>{"g/2/"});
-  CHECK(t.deletes == std::vector<std::string>{"g/3/z", "g/4/gone"});
-  REQUIRE(t.puts.size() == 3);
-  CHECK(t.puts[0] == std::pair<std::string, std::string>{"g/1/x", "new"});
-  CHECK(t.puts[1] == std::pair<std::string, std::string>{"g/2/fresh", "f"});
-  CHECK(t.puts[2] == std::pair<std::string, std::string>{"g/4/gone", "back"});
-
-  // Applying the merge equals applying both in order.
-  MemStateStore direct, merged;
+TEST_CASE("state: MergedDelta keeps deltas in order, then merges them keeping the last word") {
+  // Two deltas whose order matters: b drops a's g/2/y by prefix, deletes a's g/3/z and puts back
+  // a key a deleted.
+  auto make_a = [] {
+    StateDelta a;
+    a.puts = {{"g/1/x", "old"}, {"g/2/y", "y"}, {"g/3/z", "z"}, {"g/4/gone", "0"}};
+    a.deletes = {"g/4/gone"};
+    return a;
+  };
+  auto make_b = [] {
+    StateDelta b;
+    b.delete_prefixes = {"g/2/"};
+    b.deletes = {"g/3/z"};
+    b.puts = {{"g/1/x", "new"}, {"g/4/gone", "back"}, {"g/2/fresh", "f"}};
+    return b;
+  };
+  MemStateStore direct;
   std::string err;
-  StateDelta a2, b2;
-  a2.puts = {{"g/1/x", "old"}, {"g/2/y", "y"}, {"g/3/z", "z"}, {"g/4/gone", "0"}};
-  a2.deletes = {"g/4/gone"};
-  b2.delete_prefixes = {"g/2/"};
-  b2.deletes = {"g/3/z"};
-  b2.puts = {{"g/1/x", "new"}, {"g/4/gone", "back"}, {"g/2/fresh", "f"}};
-  REQUIRE(direct.Write(a2, &err));
-  REQUIRE(direct.Write(b2, &err));
-  REQUIRE(merged.Write(t, &err));
-  CHECK(merged.Dump() == direct.Dump());
+  direct.Write(make_a(), &err);
+  direct.Write(make_b(), &err);
+
+  SECTION("few deltas are queued as they came and written in one batch") {
+    MergedDelta m;
+    m.Merge(make_a());
+    m.Merge(make_b());
+    std::vector<StateDelta> t = m.Take();
+    CHECK(m.empty());
+    REQUIRE(t.size() == 2);
+    MemStateStore merged;
+    REQUIRE(merged.WriteAll(t.data(), t.size(), &err));
+    CHECK(merged.Dump() == direct.Dump());
+  }
+  SECTION("past kMaxQueued deltas, the maps keep one entry per key") {
+    MergedDelta m;
+    // Padding deltas (each puts one key later overwritten by b), then a and b.
+    for (size_t i = 0; i + 1 < MergedDelta::kMaxQueued; ++i) {
+      StateDelta pad;
+      pad.puts = {{"g/1/x", "pad" + std::to_string(i)}};
+      m.Merge(std::move(pad));
+    }
+    m.Merge(make_a());
+    REQUIRE(m.queued.size() == MergedDelta::kMaxQueued);
+    m.Merge(make_b());
+    CHECK(m.merged);
+    CHECK(m.queued.empty());
+    std::vector<StateDelta> t = m.Take();
+    CHECK(m.empty());
+    REQUIRE(t.size() == 1);
+    CHECK(t[0].delete_prefixes == std::vector<std::string>{"g/2/"});
+    CHECK(t[0].deletes == std::vector<std::string>{"g/3/z", "g/4/gone"});  // put back after
+    REQUIRE(t[0].puts.size() == 3);
+    CHECK(t[0].puts[0] == std::pair<std::string, std::string>{"g/1/x", "new"});
+    CHECK(t[0].puts[1] == std::pair<std::string, std::string>{"g/2/fresh", "f"});
+    CHECK(t[0].puts[2] == std::pair<std::string, std::string>{"g/4/gone", "back"});
+    MemStateStore merged;
+    REQUIRE(merged.WriteAll(t.data(), t.size(), &err));
+    CHECK(merged.Dump() == direct.Dump());
+  }
 }
 
 TEST_CASE("state: checkpointer writes deltas and flushes") {
