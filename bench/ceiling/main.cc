@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
   RawJson raw_json;
   vigie::codec::JsonDecoder json_decoder(64 * 1024 * 1024);
   vigie::codec::FbDecoder fb_decoder(64 * 1024 * 1024);
-  std::vector<vigie::rules::Event> decoded;
+  vigie::rules::EventBuffer decoded;  // recycled, as in a vigie source
   uint64_t rejected[static_cast<int>(vigie::plugins::RejectReason::kCount_)] = {};
   std::vector<double> latency_us;
   uint64_t messages = 0, bytes = 0, fb_messages = 0, at_report = 0;
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     if (mode == "raw") {
       if (is_fb) RawFlatbuffers(body, &c); else raw_json.Count(body, &c);
     } else {
-      decoded.clear();
+      decoded.Clear();
       const int64_t now_ms = vigie::bench::WallMs();
       const size_t n = is_fb ? fb_decoder.DecodeMessage(body, now_ms, 0, &decoded, rejected)
                              : json_decoder.DecodeMessage(body, now_ms, 0, &decoded, rejected);

@@ -21,7 +21,7 @@ class Router::Producer final : public plugins::EventConsumer {
     tokens_.reserve(r->queues_.size());
     for (ShardQueue* q : r->queues_) tokens_.emplace_back(q->queue());
   }
-  bool Consume(std::vector<rules::Event>& events) override {
+  bool Consume(rules::EventBuffer& events) override {
     return router_->ConsumeImpl(events, tokens_.data());
   }
 
@@ -42,7 +42,7 @@ void Router::SetRouting(std::shared_ptr<const Routing> routing) {
   routing_.store(std::move(routing), std::memory_order_release);
 }
 
-bool Router::Consume(std::vector<rules::Event>& events) { return ConsumeImpl(events, nullptr); }
+bool Router::Consume(rules::EventBuffer& events) { return ConsumeImpl(events, nullptr); }
 
 std::unique_ptr<plugins::EventConsumer> Router::NewProducer() {
   return std::make_unique<Producer>(this);
@@ -87,7 +87,7 @@ bool Router::Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, boo
   return ok;
 }
 
-bool Router::ConsumeImpl(std::vector<rules::Event>& events, moodycamel::ProducerToken* tokens) {
+bool Router::ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens) {
   active_.fetch_add(1, std::memory_order_seq_cst);
   Inc(stats_.messages, 1);
   Inc(stats_.events, events.size());

@@ -19,9 +19,11 @@
 // growing to 1 ms, re-checking the close flag) until the shard makes room, so the source stops
 // reading and its socket pushes back on senders. Waits and blocked time are counted.
 //
-// Allocation: events are moved into recycled batches by swapping with spent events (the source
-// gets back buffers it can reuse); batches come from the BatchPool. No per-event allocation once
-// the pool and the batches' vectors have grown to their working size.
+// Allocation: events are moved into recycled batches by swapping with spent events, so the
+// source's EventBuffer gets back spent events whose buffers it decodes the next messages into;
+// an event several shards need is copied into a spent slot, reusing its buffers. Batches come
+// from the BatchPool. Once the pool, the batches and the events' buffers have grown to their
+// working size, routing allocates nothing (tests/plugins/alloc checks decode + route).
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -67,10 +69,10 @@ class Router final : public plugins::EventConsumer {
   // Publishes the routing for the rules in force (null: every event is unmatched).
   void SetRouting(std::shared_ptr<const Routing> routing);
 
-  // EventConsumer (implicit producers). Returns false once Close() has begun. Afterwards
-  // `events` holds spent events (moved-from or recycled, contents unspecified): the source
-  // clears the vector, or Clear()s and refills its elements to reuse their buffers.
-  bool Consume(std::vector<rules::Event>& events) override;
+  // EventConsumer (implicit producers). Returns false once Close() has begun. Afterwards the
+  // slots of `events` hold spent events (swapped with spent batch slots, or the unrouted events
+  // themselves; contents unspecified): the source Clear()s the buffer and decodes into it again.
+  bool Consume(rules::EventBuffer& events) override;
   // A consumer for one source, with its own producer tokens. Must not outlive the router; used
   // by one thread at a time.
   std::unique_ptr<plugins::EventConsumer> NewProducer();
@@ -86,7 +88,7 @@ class Router final : public plugins::EventConsumer {
  private:
   class Producer;
   // tokens: one per shard, or null (implicit producer).
-  bool ConsumeImpl(std::vector<rules::Event>& events, moodycamel::ProducerToken* tokens);
+  bool ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens);
   bool Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, bool* waited,
              int64_t* blocked_ns);
 

@@ -9,7 +9,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "rules/event.h"
 
@@ -43,9 +42,12 @@ using Logger = std::function<void(LogLevel, std::string_view)>;
 class EventConsumer {
  public:
   virtual ~EventConsumer() = default;
-  // Takes the events (it may swap the vector's content out). Blocks while downstream is full;
+  // Takes the live events of the buffer. It may swap them with spent events of its own (the
+  // router does, with its recycled batches), so afterwards the buffer's slots hold unspecified
+  // events whose buffers can be reused: the source Clear()s it and decodes into it again, which
+  // keeps the source thread free of per-event allocation. Blocks while downstream is full;
   // returns false when the daemon is stopping (the source should then stop too).
-  virtual bool Consume(std::vector<rules::Event>& events) = 0;
+  virtual bool Consume(rules::EventBuffer& events) = 0;
 };
 
 class Source {

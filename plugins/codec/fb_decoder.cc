@@ -17,10 +17,10 @@ FbDecoder::FbDecoder(size_t max_message_bytes) : max_bytes_(max_message_bytes) {
 
 namespace {
 
-// Fills *ev from e; returns kCount_ on success or the reason to reject.
+// Fills *ev (cleared, from EventBuffer::Append) from e; returns kCount_ on success or the reason
+// to reject. Every assignment reuses the slot's buffers: no allocation once they have grown.
 RejectReason DecodeOne(const fb::Event& e, int64_t ingest_ms, int64_t ingest_ns,
                        rules::Event* ev) {
-  ev->Clear();
   ev->ingest_ns = ingest_ns;
   const flatbuffers::String* kind = e.kind();
   if (kind == nullptr || kind->size() == 0) return RejectReason::kMissingKind;
@@ -34,9 +34,9 @@ RejectReason DecodeOne(const fb::Event& e, int64_t ingest_ms, int64_t ingest_ns,
   }
   ev->fields.reserve((e.fields() ? e.fields()->size() : 0) + (e.device() ? 1 : 0));
   if (const flatbuffers::String* dev = e.device()) {
-    ev->fields.emplace_back();
-    ev->fields.back().name = "device";
-    ev->fields.back().value.Assign(rules::Value::String(dev->string_view()));
+    rules::Field& f = ev->fields.emplace_back();
+    f.name.assign("device");
+    f.value.Assign(rules::Value::String(dev->string_view()));
   }
   if (const auto* fields = e.fields()) {
     for (const fb::Field* f : *fields) {
@@ -50,9 +50,9 @@ RejectReason DecodeOne(const fb::Event& e, int64_t ingest_ms, int64_t ingest_ns,
         case fb::FieldType::Bool: v = rules::Value::Bool(f->b()); break;
         default: continue;  // a type from a newer schema: skipped
       }
-      ev->fields.emplace_back();
-      ev->fields.back().name.assign(f->name()->data(), f->name()->size());
-      ev->fields.back().value.Assign(v);
+      rules::Field& field = ev->fields.emplace_back();
+      field.name.assign(f->name()->data(), f->name()->size());
+      field.value.Assign(v);
     }
   }
   return RejectReason::kCount_;
@@ -61,7 +61,7 @@ RejectReason DecodeOne(const fb::Event& e, int64_t ingest_ms, int64_t ingest_ns,
 }  // namespace
 
 size_t FbDecoder::DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t ingest_ns,
-                                std::vector<rules::Event>* out, uint64_t* rejected) {
+                                rules::EventBuffer* out, uint64_t* rejected) {
   if (msg.size() > max_bytes_) {
     ++rejected[static_cast<int>(RejectReason::kOversize)];
     return 0;
@@ -88,12 +88,11 @@ size_t FbDecoder::DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t
   if (events == nullptr) return 0;
   size_t n = 0;
   for (const fb::Event* e : *events) {
-    out->emplace_back();
-    RejectReason r = DecodeOne(*e, ingest_ms, ingest_ns, &out->back());
+    RejectReason r = DecodeOne(*e, ingest_ms, ingest_ns, &out->Append());
     if (r == RejectReason::kCount_) {
       ++n;
     } else {
-      out->pop_back();
+      out->PopBack();
       ++rejected[static_cast<int>(r)];
     }
   }

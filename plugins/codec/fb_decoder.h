@@ -35,7 +35,7 @@ class FbDecoder {
   // without a name -> malformed; a field of an unknown type (newer writer) is skipped.
   // The device string, when present, becomes the first field, "device".
   size_t DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t ingest_ns,
-                       std::vector<rules::Event>* out, uint64_t* rejected);
+                       rules::EventBuffer* out, uint64_t* rejected);
 
  private:
   size_t max_bytes_;

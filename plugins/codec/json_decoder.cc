@@ -137,8 +137,7 @@ struct JsonDecoder::Impl {
   }
 
   void AddField(rules::Event* ev, const rules::Value& v) {
-    ev->fields.emplace_back();
-    rules::Field& f = ev->fields.back();
+    rules::Field& f = ev->fields.emplace_back();  // a spent slot of a recycled event: no malloc
     f.name.assign(name);
     f.value.Assign(v);
   }
@@ -170,7 +169,7 @@ JsonDecoder::JsonDecoder(size_t max_message_bytes)
 JsonDecoder::~JsonDecoder() = default;
 
 size_t JsonDecoder::DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t ingest_ns,
-                                  std::vector<rules::Event>* out, uint64_t* rejected) {
+                                  rules::EventBuffer* out, uint64_t* rejected) {
   const auto count = [&](RejectReason r) { ++rejected[static_cast<int>(r)]; };
   if (msg.size() > max_bytes_) {
     count(RejectReason::kOversize);
@@ -185,9 +184,8 @@ size_t JsonDecoder::DecodeMessage(std::string_view msg, int64_t ingest_ms, int64
   RejectReason reason;
   // Decodes one object into a new slot of *out; removes the slot if the event is bad.
   const auto one = [&](dom::object obj) {
-    out->emplace_back();
-    if (!impl_->Object(obj, ingest_ms, ingest_ns, &out->back(), &reason, nullptr)) {
-      out->pop_back();
+    if (!impl_->Object(obj, ingest_ms, ingest_ns, &out->Append(), &reason, nullptr)) {
+      out->PopBack();
       count(reason);
     }
   };

@@ -16,15 +16,14 @@
 // appended. Integers beyond 64 bits are a simdjson parse error, hence malformed too.
 //
 // Threading: one JsonDecoder per thread (it owns a simdjson DOM parser — see the .cc for why not
-// On Demand — and a padded copy buffer,
-// reused across messages: no allocation per message once warmed up, apart from the strings of
-// the Events themselves). Never throws.
+// On Demand — and a padded copy buffer, both reused across messages: decoding into a recycled
+// EventBuffer allocates nothing once the parser, the buffer and the events' strings have grown
+// to the largest message seen). Never throws.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "plugins/api/source.h"
 #include "rules/event.h"
@@ -39,12 +38,12 @@ class JsonDecoder {
   JsonDecoder(const JsonDecoder&) = delete;
   JsonDecoder& operator=(const JsonDecoder&) = delete;
 
-  // Appends (push_back) every valid event of msg to *out and adds one to
+  // Appends (EventBuffer::Append) every valid event of msg to *out and adds one to
   // rejected[static_cast<int>(RejectReason)] for each rejected event (or once for a rejected
   // message). rejected points to an array of RejectReason::kCount_ counters. Each appended event
   // gets ingest_ns, and ingest_ms as ts_ms if it has no ts. Returns the number of events appended.
   size_t DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t ingest_ns,
-                       std::vector<rules::Event>* out, uint64_t* rejected);
+                       rules::EventBuffer* out, uint64_t* rejected);
 
   // One event object (a line of a `vigie replay` file). On failure returns false and sets
   // *error to a human message: "not a JSON object: ...", "missing kind",

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 #include "plugins/codec/fb_decoder.h"
 #include "plugins/codec/json_decoder.h"
@@ -20,7 +19,7 @@ class MessageDecoder {
 
   // Same contract as JsonDecoder::DecodeMessage.
   size_t DecodeMessage(std::string_view msg, int64_t ingest_ms, int64_t ingest_ns,
-                       std::vector<rules::Event>* out, uint64_t* rejected) {
+                       rules::EventBuffer* out, uint64_t* rejected) {
     if (IsFlatBufferEvents(msg)) return fb_.DecodeMessage(msg, ingest_ms, ingest_ns, out, rejected);
     return json_.DecodeMessage(msg, ingest_ms, ingest_ns, out, rejected);
   }

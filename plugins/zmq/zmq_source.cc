@@ -88,8 +88,10 @@ void ZmqSource::Stop() {
 
 void ZmqSource::Run() {
   codec::MessageDecoder decoder(ctx_.max_message_bytes);
-  std::vector<rules::Event> events;
-  events.reserve(kMaxEventsPerDrain);
+  // Recycled: after Consume() its slots hold spent events (swapped with the router's batches)
+  // whose buffers the next messages are decoded into, so no event is allocated or freed here.
+  rules::EventBuffer events;
+  events.Reserve(kMaxEventsPerDrain);
   uint64_t rejected[static_cast<int>(RejectReason::kCount_)];
   zmq::message_t msg;
   zmq::socket_t& sock = *socket_;
@@ -124,7 +126,7 @@ void ZmqSource::Run() {
       const int64_t t0 = ctx_.steady_ns();
       const bool more = ctx_.consumer->Consume(events);
       stats_.Inc(stats_.blocked_ns, static_cast<uint64_t>(std::max<int64_t>(0, ctx_.steady_ns() - t0)));
-      events.clear();
+      events.Clear();
       if (!more) break;
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;

@@ -22,6 +22,7 @@ namespace vigie::daemon {
 namespace {
 
 using rules::Event;
+using rules::EventBuffer;
 using rules::Output;
 using rules::Value;
 
@@ -241,12 +242,12 @@ TEST_CASE("pipeline: router sends each event to the shards of its mask, copies w
   Fixture f(Opts(3));
   f.pipeline->Start();
   auto consumer = f.pipeline->NewConsumer();
-  std::vector<Event> msg;
-  msg.push_back(MakeEvent(1000, "a", 0b001, {{"n", 1}}));
-  msg.push_back(MakeEvent(1000, "b", 0b110, {{"n", 2}}));  // two shards: copied
-  msg.push_back(MakeEvent(1000, "c", 0, {{"n", 3}}));      // no rule: dropped, counted
-  msg.push_back(MakeEvent(1000, "d", 0b100, {{"n", 4}}));
-  msg.push_back(MakeEvent(1000, "e", 0b111, {{"n", 5}}));
+  EventBuffer msg;
+  msg.Push(MakeEvent(1000, "a", 0b001, {{"n", 1}}));
+  msg.Push(MakeEvent(1000, "b", 0b110, {{"n", 2}}));  // two shards: copied
+  msg.Push(MakeEvent(1000, "c", 0, {{"n", 3}}));      // no rule: dropped, counted
+  msg.Push(MakeEvent(1000, "d", 0b100, {{"n", 4}}));
+  msg.Push(MakeEvent(1000, "e", 0b111, {{"n", 5}}));
   REQUIRE(consumer->Consume(msg));
   f.pipeline->Stop();
 
@@ -284,9 +285,9 @@ TEST_CASE("pipeline: a full shard queue blocks Consume until the shard makes roo
   std::atomic<bool> result{false};
   std::thread source([&] {
     auto consumer = f.pipeline->NewConsumer();
-    std::vector<Event> msg;
-    msg.push_back(MakeEvent(1000, "x", 1, {{"n", 0}, {"stall", 1}}));
-    for (int i = 1; i < 20; ++i) msg.push_back(MakeEvent(1000, "x", 1, {{"n", i}}));
+    EventBuffer msg;
+    msg.Push(MakeEvent(1000, "x", 1, {{"n", 0}, {"stall", 1}}));
+    for (int i = 1; i < 20; ++i) msg.Push(MakeEvent(1000, "x", 1, {{"n", i}}));
     result = consumer->Consume(msg);
     returned = true;
   });
@@ -316,9 +317,9 @@ TEST_CASE("pipeline: Close releases a Consume blocked on a full queue", "[pipeli
   f.pipeline->Start();
   std::atomic<bool> result{true};
   std::thread source([&] {
-    std::vector<Event> msg;
-    msg.push_back(MakeEvent(1000, "x", 1, {{"stall", 1}}));
-    for (int i = 0; i < 10; ++i) msg.push_back(MakeEvent(1000, "x", 1));
+    EventBuffer msg;
+    msg.Push(MakeEvent(1000, "x", 1, {{"stall", 1}}));
+    for (int i = 0; i < 10; ++i) msg.Push(MakeEvent(1000, "x", 1));
     result = f.pipeline->consumer()->Consume(msg);
   });
   REQUIRE(WaitUntil([&] { return f.pipeline->router().stats().backpressure_waits.load() == 1; }));
@@ -348,11 +349,11 @@ TEST_CASE("pipeline: Stop drains every enqueued event, per-source order kept",
     sources.emplace_back([&, s] {
       auto consumer = f.pipeline->NewConsumer();
       int n = 0;
-      std::vector<Event> msg;
+      EventBuffer msg;
       for (int m = 0; m < kMessages; ++m) {
-        msg.clear();
+        msg.Clear();
         for (int k = 0; k < 1 + (m % 13); ++k) {
-          msg.push_back(MakeEvent(1000, "s" + std::to_string(s), 1 + (n % 3), {{"n", n}}));
+          msg.Push(MakeEvent(1000, "s" + std::to_string(s), 1 + (n % 3), {{"n", n}}));
           ++n;
         }
         if (!consumer->Consume(msg)) refused.fetch_add(1);
@@ -390,12 +391,12 @@ TEST_CASE("pipeline: reload swaps the rules between two events", "[pipeline][con
   Fixture f(Opts(2));
   f.pipeline->Start();
   auto consumer = f.pipeline->NewConsumer();
-  std::vector<Event> msg;
-  for (int i = 0; i < 50; ++i) msg.push_back(MakeEvent(1000000, "x", 3, {{"n", i}}));
+  EventBuffer msg;
+  for (int i = 0; i < 50; ++i) msg.Push(MakeEvent(1000000, "x", 3, {{"n", i}}));
   REQUIRE(consumer->Consume(msg));
   REQUIRE(f.pipeline->Reload(nullptr));
-  msg.clear();
-  for (int i = 50; i < 100; ++i) msg.push_back(MakeEvent(1000000, "x", 3, {{"n", i}}));
+  msg.Clear();
+  for (int i = 50; i < 100; ++i) msg.Push(MakeEvent(1000000, "x", 3, {{"n", i}}));
   REQUIRE(consumer->Consume(msg));
   f.pipeline->Stop();
 
@@ -425,11 +426,11 @@ TEST_CASE("pipeline: the manual clock drives timers, lateness and clamping",
   Fixture f(o, /*now_ms=*/10000);
   f.pipeline->Start();
   auto consumer = f.pipeline->NewConsumer();
-  std::vector<Event> msg;
+  EventBuffer msg;
   // Engine time starts at wall - lateness = 9900.
-  msg.push_back(MakeEvent(9950, "a", 1, {{"n", 1}, {"timer_in", 5000}}));  // timer at 14950
-  msg.push_back(MakeEvent(50000, "a", 1, {{"n", 2}}));  // future: processed at wall 10000
-  msg.push_back(MakeEvent(5000, "a", 1, {{"n", 3}}));   // late: processed at engine time
+  msg.Push(MakeEvent(9950, "a", 1, {{"n", 1}, {"timer_in", 5000}}));  // timer at 14950
+  msg.Push(MakeEvent(50000, "a", 1, {{"n", 2}}));  // future: processed at wall 10000
+  msg.Push(MakeEvent(5000, "a", 1, {{"n", 3}}));   // late: processed at engine time
   REQUIRE(consumer->Consume(msg));
   REQUIRE(WaitUntil([&] { return f.pipeline->shard(0).stats().processed.load() == 3; }));
 
@@ -462,9 +463,9 @@ TEST_CASE("pipeline: outputs of all shards get consecutive seq", "[pipeline][con
   f.pipeline->Start();
   auto consumer = f.pipeline->NewConsumer();
   constexpr int kEvents = 600;
-  std::vector<Event> msg;
+  EventBuffer msg;
   for (int i = 0; i < kEvents; ++i) {
-    msg.push_back(MakeEvent(1000, "d" + std::to_string(i), uint64_t{1} << (i % 3), {{"emit", 1}}));
+    msg.Push(MakeEvent(1000, "d" + std::to_string(i), uint64_t{1} << (i % 3), {{"emit", 1}}));
   }
   REQUIRE(consumer->Consume(msg));
   f.pipeline->Stop();
@@ -484,8 +485,8 @@ TEST_CASE("pipeline: an output waits for a seq while the allocator fails, none i
   uint64_t calls = 0, next = 1;  // dispatcher thread only
   Fixture f(Opts(1), 1000000, [&] { return ++calls <= 3 ? uint64_t{0} : next++; });
   f.pipeline->Start();
-  std::vector<Event> msg;
-  for (int i = 0; i < 5; ++i) msg.push_back(MakeEvent(1000000, "d" + std::to_string(i), 1, {{"emit", 1}}));
+  EventBuffer msg;
+  for (int i = 0; i < 5; ++i) msg.Push(MakeEvent(1000000, "d" + std::to_string(i), 1, {{"emit", 1}}));
   REQUIRE(f.pipeline->consumer()->Consume(msg));
   f.pipeline->Stop();
   const auto outs = f.outputs.Copy();
@@ -517,7 +518,7 @@ TEST_CASE("pipeline: restore feeds each shard its entries; checkpoints periodic 
   f.pipeline->Start();
   CHECK_FALSE(f.pipeline->Restore(store, &err));
 
-  std::vector<Event> msg{MakeEvent(50000, "q", 3)};
+  EventBuffer msg{MakeEvent(50000, "q", 3)};
   REQUIRE(f.pipeline->consumer()->Consume(msg));
   // Both workers are running (each has processed q) before the clock moves.
   REQUIRE(WaitUntil([&] {

@@ -22,6 +22,7 @@ namespace vigie::daemon {
 namespace {
 
 using rules::Event;
+using rules::EventBuffer;
 using rules::Output;
 using rules::Value;
 
@@ -149,9 +150,9 @@ TEST_CASE("pipeline+engine: each group lives on one shard, also with two group_b
     sources.emplace_back([&rig, s, t0] {
       auto consumer = rig.p->NewConsumer();
       for (int round = 0; round < 3; ++round) {
-        std::vector<Event> msg;
+        EventBuffer msg;
         for (int d = s; d < 20; d += 2) {
-          msg.push_back(Traffic(t0, "d" + std::to_string(d), "z" + std::to_string(d % 5), 10,
+          msg.Push(Traffic(t0, "d" + std::to_string(d), "z" + std::to_string(d % 5), 10,
                                 "fault"));
         }
         consumer->Consume(msg);
@@ -199,7 +200,7 @@ TEST_CASE("pipeline+engine: an absence timer fires from the manual clock, at its
   const int64_t t0 = 1764194400000;
   Rig rig(Compile(kRules), 2, t0);
   rig.p->Start();
-  std::vector<Event> msg{Heartbeat(t0, "cam-1"), Traffic(t0, "x", "y", 0, "ok")};
+  EventBuffer msg{Heartbeat(t0, "cam-1"), Traffic(t0, "x", "y", 0, "ok")};
   REQUIRE(rig.p->consumer()->Consume(msg));
   // The heartbeat goes to one shard, the traffic event to one or two (zone and device groups).
   REQUIRE(WaitUntil([&] {
@@ -227,8 +228,8 @@ TEST_CASE("pipeline+engine: reload keeps unchanged rules' state; restore keeps a
   {
     Rig rig(Compile(kRules), 3, t0, &store);
     rig.p->Start();
-    std::vector<Event> msg;
-    for (int d = 0; d < 6; ++d) msg.push_back(Traffic(t0, "d" + std::to_string(d), "z", 0, "fault"));
+    EventBuffer msg;
+    for (int d = 0; d < 6; ++d) msg.Push(Traffic(t0, "d" + std::to_string(d), "z", 0, "fault"));
     REQUIRE(rig.p->consumer()->Consume(msg));
     REQUIRE(WaitUntil([&] { return rig.Count() == 6; }));
 
@@ -242,8 +243,8 @@ TEST_CASE("pipeline+engine: reload keeps unchanged rules' state; restore keeps a
 )";
     REQUIRE(rig.p->Reload(Compile(more)));
     CHECK(rig.p->RulesJson().find("\"name\":\"zone-any\"") != std::string::npos);
-    msg.clear();
-    for (int d = 0; d < 6; ++d) msg.push_back(Traffic(t0 + 1, "d" + std::to_string(d), "z", 0, "fault"));
+    msg.Clear();
+    for (int d = 0; d < 6; ++d) msg.Push(Traffic(t0 + 1, "d" + std::to_string(d), "z", 0, "fault"));
     REQUIRE(rig.p->consumer()->Consume(msg));
     rig.p->Stop();
     const auto outs = rig.Outs();
@@ -258,9 +259,9 @@ TEST_CASE("pipeline+engine: reload keeps unchanged rules' state; restore keeps a
     REQUIRE(rig.p->Restore(store, &err));
     CHECK(rig.p->restored_entries() > 0);
     rig.p->Start();
-    std::vector<Event> msg;
-    for (int d = 0; d < 6; ++d) msg.push_back(Traffic(t0 + 1000, "d" + std::to_string(d), "z", 0, "fault"));
-    msg.push_back(Traffic(t0 + 1000, "d9", "z", 0, "fault"));  // a new group does activate
+    EventBuffer msg;
+    for (int d = 0; d < 6; ++d) msg.Push(Traffic(t0 + 1000, "d" + std::to_string(d), "z", 0, "fault"));
+    msg.Push(Traffic(t0 + 1000, "d9", "z", 0, "fault"));  // a new group does activate
     REQUIRE(rig.p->consumer()->Consume(msg));
     rig.p->Stop();
     const auto outs = rig.Outs();

@@ -3,7 +3,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "plugins/codec/fb_decoder.h"
 #include "plugins/codec/json_text.h"
@@ -12,7 +11,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static vigie::codec::FbDecoder decoder(1 << 20);
   const std::string_view msg(reinterpret_cast<const char*>(data), size);
-  std::vector<vigie::rules::Event> out;
+  static vigie::rules::EventBuffer out;  // recycled, as in a source: slots carry old buffers
+  out.Clear();
   uint64_t rejected[static_cast<int>(vigie::plugins::RejectReason::kCount_)] = {};
   decoder.DecodeMessage(msg, 1000, 1, &out, rejected);
   for (const auto& e : out) {

@@ -31,7 +31,8 @@ bool SameEvent(const vigie::rules::Event& a, const vigie::rules::Event& b) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static vigie::codec::JsonDecoder decoder(1 << 20);  // one per thread: the fuzzer has one
   const std::string_view msg(reinterpret_cast<const char*>(data), size);
-  std::vector<vigie::rules::Event> out;
+  static vigie::rules::EventBuffer out;  // recycled, as in a source: slots carry old buffers
+  out.Clear();
   uint64_t rejected[static_cast<int>(vigie::plugins::RejectReason::kCount_)] = {};
   const size_t n = decoder.DecodeMessage(msg, 1000, 1, &out, rejected);
   if (n != out.size()) __builtin_trap();
@@ -41,8 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!out.empty()) {
     std::string again;
-    vigie::codec::EncodeEventBatchJson(out, &again);
-    std::vector<vigie::rules::Event> back;
+    vigie::codec::EncodeEventBatchJson(std::vector<vigie::rules::Event>(out.begin(), out.end()),
+                                       &again);
+    static vigie::rules::EventBuffer back;
+    back.Clear();
     uint64_t rej2[static_cast<int>(vigie::plugins::RejectReason::kCount_)] = {};
     decoder.DecodeMessage(again, 1000, 1, &back, rej2);
     if (back.size() != out.size()) __builtin_trap();

@@ -18,6 +18,7 @@ using vigie::codec::EncodeEventJson;
 using vigie::codec::JsonDecoder;
 using vigie::plugins::RejectReason;
 using vigie::rules::Event;
+using vigie::rules::EventBuffer;
 
 namespace {
 
@@ -54,7 +55,7 @@ std::string Render(const Event& e) {
   return s;
 }
 
-std::string RenderAll(const std::vector<Event>& evs) {
+std::string RenderAll(const EventBuffer& evs) {
   std::string s;
   for (const auto& e : evs) s += Render(e) + "\n";
   return s;
@@ -62,7 +63,7 @@ std::string RenderAll(const std::vector<Event>& evs) {
 
 std::string DecodeJson(std::string_view msg, Counts* c, size_t max = 1 << 20) {
   JsonDecoder d(max);
-  std::vector<Event> out;
+  EventBuffer out;
   d.DecodeMessage(msg, kIngestMs, 42, &out, c->r);
   return RenderAll(out);
 }
@@ -107,7 +108,7 @@ TEST_CASE("json: one event object", "[codec]") {
 
 TEST_CASE("json: ingest time and ingest_ns when ts is absent or null", "[codec]") {
   JsonDecoder d;
-  std::vector<Event> out;
+  EventBuffer out;
   Counts c;
   REQUIRE(d.DecodeMessage(R"([{"kind": "a"}, {"kind": "b", "ts": null}])", kIngestMs, 77, &out,
                           c.r) == 2);
@@ -199,14 +200,14 @@ TEST_CASE("json: DecodeEvent gives human messages", "[codec]") {
 
 TEST_CASE("json: decoder reuse across messages of growing size", "[codec]") {
   JsonDecoder d;
-  std::vector<Event> out;
+  EventBuffer out;
   Counts c;
   for (int n : {1, 500, 3, 2000}) {
     std::string msg = "[";
     for (int i = 0; i < n; ++i) msg += std::string(i ? ", " : "") + R"({"kind": "k", "i": )" +
                                        std::to_string(i) + "}";
     msg += "]";
-    out.clear();
+    out.Clear();
     REQUIRE(d.DecodeMessage(msg, kIngestMs, 0, &out, c.r) == static_cast<size_t>(n));
     CHECK(out.back().Get("i").num == n - 1);
   }
@@ -382,7 +383,7 @@ TEST_CASE("events: FlatBuffers encoder -> decoder round trip", "[codec]") {
   REQUIRE(vigie::codec::IsFlatBufferEvents(buf));
 
   vigie::codec::MessageDecoder d;
-  std::vector<Event> out;
+  EventBuffer out;
   Counts c;
   REQUIRE(d.DecodeMessage(buf, kIngestMs, 9, &out, c.r) == 2);
   CHECK(RenderAll(out) ==
@@ -395,7 +396,7 @@ TEST_CASE("events: FlatBuffers encoder -> decoder round trip", "[codec]") {
   std::vector<Event> valid{e, no_ts};
   std::string json;
   vigie::codec::EncodeEventBatchJson(valid, &json);
-  std::vector<Event> from_json;
+  EventBuffer from_json;
   d.DecodeMessage(json, kIngestMs, 9, &from_json, c.r);
   CHECK(RenderAll(from_json) == RenderAll(out));
 }
@@ -411,7 +412,7 @@ TEST_CASE("events: truncated or garbage FlatBuffers are rejected whole", "[codec
   vigie::codec::FbDecoder d;
   // Every prefix that cuts more than the alignment padding at the end.
   for (size_t n = 8; n + 8 <= buf.size(); ++n) {
-    std::vector<Event> out;
+    EventBuffer out;
     Counts c;
     CHECK(d.DecodeMessage(std::string_view(buf).substr(0, n), kIngestMs, 0, &out, c.r) == 0);
     CHECK(c.str() == "malformed=1");
@@ -419,7 +420,7 @@ TEST_CASE("events: truncated or garbage FlatBuffers are rejected whole", "[codec
   // Root offset pointing past the end.
   std::string bad = buf;
   bad[0] = '\x7f';
-  std::vector<Event> out;
+  EventBuffer out;
   Counts c;
   CHECK(d.DecodeMessage(bad, kIngestMs, 0, &out, c.r) == 0);
   CHECK(c.str() == "malformed=1");

@@ -27,7 +27,7 @@ namespace {
 // Collects consumed events; tests wait on it with a deadline.
 class FakeConsumer : public vigie::plugins::EventConsumer {
  public:
-  bool Consume(std::vector<Event>& events) override {
+  bool Consume(vigie::rules::EventBuffer& events) override {
     std::lock_guard<std::mutex> l(mu_);
     for (auto& e : events) events_.push_back(std::move(e));
     ++calls_;
