@@ -45,7 +45,7 @@ uint64_t RouteMask(const RuleSet& rs, const Event& ev, int shard_count) {
   thread_local std::vector<uint32_t> matched;
   thread_local std::string key;
   thread_local std::vector<uint8_t> seen;
-  rs.Match(ev.kind, &matched);
+  rs.Match(ev, &matched);
   if (matched.empty()) return 0;
   if (shard_count <= 1) return 1;
   seen.assign(rs.groupsets.size(), 0);
@@ -177,7 +177,6 @@ struct Engine::Impl {
 
   // scratch (reused: no allocation per event in steady state)
   std::vector<uint32_t> matched;
-  std::unordered_map<std::string, std::vector<uint32_t>> match_cache;
   std::vector<GroupsetKey> gskeys;  // one per rs->groupsets
   uint64_t epoch = 0;               // bumped per event: invalidates gskeys
   std::vector<Value> gview;
@@ -189,6 +188,7 @@ struct Engine::Impl {
   Impl(std::shared_ptr<const RuleSet> r, const EngineOptions& o) : rs(std::move(r)), opts(o) {
     rt.resize(rs->rules.size());
     gskeys.resize(rs->groupsets.size());
+    matched.reserve(rs->rules.size());  // Match never allocates then
     stats = MakeStats(rs, nullptr);
   }
 
@@ -230,18 +230,6 @@ struct Engine::Impl {
       g->in_dirty_list = true;
       dirty.push_back(g);
     }
-  }
-
-  const std::vector<uint32_t>& MatchKind(const std::string& kind) {
-    auto it = match_cache.find(kind);
-    if (it != match_cache.end()) return it->second;
-    rs->Match(kind, &matched);
-    if (match_cache.size() < 4096) {
-      auto& v = match_cache[kind];
-      v = matched;
-      return v;
-    }
-    return matched;
   }
 
   // ---- timers --------------------------------------------------------------------------------
@@ -587,7 +575,8 @@ struct Engine::Impl {
   }
 
   void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
-    const std::vector<uint32_t>& rules = MatchKind(ev.kind);
+    rs->Match(ev, &matched);  // by kind and the rules' leading where tests (rules/index.h)
+    const std::vector<uint32_t>& rules = matched;
     ++epoch;
     EvalContext ctx;
     ctx.event = &ev;
@@ -897,8 +886,8 @@ struct Engine::Impl {
     for (Group* z : zombies) z->heap_refs = 0;
     rt = std::move(nrt);
     rs = std::move(next);
-    match_cache.clear();
     gskeys.assign(rs->groupsets.size(), GroupsetKey{});
+    matched.reserve(rs->rules.size());
     auto ns = MakeStats(rs, stats.get());
     ns->groups = static_cast<int64_t>(groups_total);
     stats = ns;
