@@ -798,9 +798,8 @@ struct Engine::Impl {
   // Only the groups whose active flag changed: a cheap checkpoint a shard can take right after
   // an activation, so that a crash soon after does not repeat its `then` at restart.
   void TakeChangedOnly(StateDelta* d) {
-    std::vector<Group*> list;
-    list.swap(changed);
-    for (Group* g : list) {
+    // Iterate, then clear: the list keeps its capacity (no regrowth after every checkpoint).
+    for (Group* g : changed) {
       g->in_changed_list = false;
       if (g->zombie) {
         MaybeFree(g);
@@ -808,6 +807,7 @@ struct Engine::Impl {
       }
       if (g->dirty) Put(g, d);
     }
+    changed.clear();
   }
 
   void Take(StateDelta* d, bool all) {
@@ -820,9 +820,7 @@ struct Engine::Impl {
     pending_prefix_deletes.clear();
     for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
     pending_deletes.clear();
-    std::vector<Group*> list;
-    list.swap(dirty);
-    for (Group* g : list) {
+    for (Group* g : dirty) {
       g->in_dirty_list = false;
       if (g->zombie) {
         MaybeFree(g);
@@ -831,6 +829,7 @@ struct Engine::Impl {
       if (all || !g->dirty) continue;
       Put(g, d);
     }
+    dirty.clear();  // keeps its capacity
     if (all) {
       for (auto& r : rt) r.groups.ForEach([&](Group* g) { Put(g, d); });
     }
