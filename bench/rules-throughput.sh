@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Max-rate throughput of the daemon for one rule set, FlatBuffers batches from vigie-load.
 #   bench/rules-throughput.sh RULES [vigie-load options...]      e.g. config/rules --duration 8
-# Starts build/daemon/vigie on loopback ports 17001-17003 / 19464 with a temporary state dir and
-# 2 shards, sends for the given duration, waits (bounded) for the backlog to drain, prints
-# events/s processed (counted once per event, from /metrics), RSS and groups, then stops.
+# Starts build/daemon/vigie on loopback ports 17001-17003 / 19464 with a temporary state dir,
+# 2 shards (SHARDS=n) and checkpoint_interval 1s (CHECKPOINT=1h measures without checkpoints),
+# sends for the given duration, waits (bounded) for the backlog to drain, prints events/s
+# processed (counted once per event, from /metrics), RSS and groups, then stops.
 set -euo pipefail
 RULES=${1:?usage: bench/rules-throughput.sh RULES [vigie-load options]}
 shift
@@ -14,6 +15,7 @@ cat > "$tmp/vigie.yaml" <<CFG
 rules: $RULES
 state_dir: $tmp/state
 shards: ${SHARDS:-2}
+checkpoint_interval: ${CHECKPOINT:-1s}
 sources:
   - {type: zmq, socket: pull, bind: "tcp://127.0.0.1:17001"}
 sinks:
