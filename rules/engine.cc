@@ -593,7 +593,9 @@ struct Engine::Impl {
         ctx.groups = nullptr;
         ctx.aggs = nullptr;
         bool pass = EvalCondition(*r.where, ctx);
-        CountErrors(idx, ctx.errors);
+        // Every shard that receives a copy evaluates `where`: count its errors once, where the
+        // original went, so the counters do not depend on how the event was routed.
+        if (!ev.is_copy) CountErrors(idx, ctx.errors);
         if (!pass) continue;
       }
       const GroupsetKey& gk = KeyFor(r.groupset, ev);

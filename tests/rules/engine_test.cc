@@ -603,6 +603,26 @@ TEST_CASE("engine stats: evaluations, activations, and run-time errors per rule"
   CHECK(view->groups.load() == 4);
 }
 
+TEST_CASE("engine stats: a where error is counted once, on the shard that got the original",
+          "[engine][stats]") {
+  auto rs = MustCompile(R"(rules:
+  - name: hot
+    on: m
+    where: v > 3
+    when: true
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  Event original = MakeEvent(kT0, "m", {{"device", "a"}, {"v", "x"}});  // v > 3: type mismatch
+  Event copy = original;
+  copy.is_copy = true;  // what a second shard receives
+  e.Process(copy, kT0, sink);
+  CHECK(e.stats(0).errors[RuleStats::kTypeMismatch].load() == 0);
+  e.Process(original, kT0, sink);
+  CHECK(e.stats(0).errors[RuleStats::kTypeMismatch].load() == 1);
+}
+
 TEST_CASE("engine: absence counts only events that pass `where`", "[engine][absence]") {
   auto rs = MustCompile(R"(rules:
   - name: s
