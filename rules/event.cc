@@ -1,10 +1,18 @@
 #include "rules/event.h"
 
+#include <cstring>
+
 namespace vigie::rules {
 
 Value Event::Get(std::string_view name) const {
+  // Called several times per rule and event (group key, where, aggregates, when): compare the
+  // length and the first byte before calling memcmp, which most fields fail.
+  const size_t n = name.size();
+  const char c0 = n ? name[0] : '\0';
   for (const Field& f : fields) {
-    if (f.name == name) return f.value.view();
+    const std::string& fn = f.name;
+    if (fn.size() != n) continue;
+    if (n == 0 || (fn[0] == c0 && std::memcmp(fn.data(), name.data(), n) == 0)) return f.value.view();
   }
   if (name == "kind") return Value::String(kind);
   if (name == "ts") return Value::Number(static_cast<double>(ts_ms));
