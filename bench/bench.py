@@ -495,9 +495,11 @@ def main():
                         return 2
                 elif not os.path.exists(rules_file):
                     with open(rules_file, "w") as f:
+                        # The place rules must name places vigie-load sends: same device count.
                         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "rulegen", "rulegen.py"),
-                                        str(n)], stdout=f, check=True, timeout=120)
-                commands.append(f"bench/rulegen/rulegen.py {n} > rules-{n}.yaml")
+                                        "--devices", str(args.devices), str(n)], stdout=f, check=True,
+                                       timeout=120)
+                commands.append(f"bench/rulegen/rulegen.py --devices {args.devices} {n} > rules-{n}.yaml")
                 commands.append(f"vigie run --config <tmp>/vigie.yaml   # rules: rules-{n}.yaml, state_dir: <tmp>/state")
                 commands.append(" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
                                          for x in b["load_cmd"]("tcp://127.0.0.1:<port>", fmt, args.seconds)))
