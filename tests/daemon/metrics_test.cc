@@ -132,7 +132,7 @@ TEST_CASE("metrics: histogram buckets, sum, count and merge") {
   CHECK(Validate(w.Render()) == "");
 }
 
-TEST_CASE("metrics: concurrent observes are all counted") {
+TEST_CASE("metrics: concurrent observes are all counted", "[concurrency]") {
   Histogram h(Histogram::LatencyBounds());
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {

@@ -194,7 +194,7 @@ TEST_CASE("state: MergedDelta keeps deltas in order, then merges them keeping th
   }
 }
 
-TEST_CASE("state: checkpointer writes deltas and flushes") {
+TEST_CASE("state: checkpointer writes deltas and flushes", "[concurrency]") {
   MemStateStore mem;
   Checkpointer cp(&mem, nullptr);
   cp.Start();
@@ -220,7 +220,7 @@ TEST_CASE("state: checkpointer writes deltas and flushes") {
   CHECK(text.find("vigie_checkpoint_last_success_timestamp_seconds 0\n") == std::string::npos);
 }
 
-TEST_CASE("state: checkpointer keeps deltas through failures, retries, then succeeds") {
+TEST_CASE("state: checkpointer keeps deltas through failures, retries, then succeeds", "[concurrency]") {
   MemStateStore mem;
   FaultyStateStore faulty(&mem);
   faulty.fail_writes = true;
