@@ -141,12 +141,12 @@ class FieldList {
 };
 
 struct Event {
-  int64_t ts_ms = 0;       // event time, ms since the Unix epoch (ingest time if the event had none)
-  bool has_ts = false;     // false when ts_ms was filled from ingest time / the previous event
-  int64_t ingest_ns = 0;   // steady-clock ns at decode (latency metrics); 0 when unknown
-  bool is_copy = false;    // a second copy routed to another shard (not counted twice)
-  std::string kind;        // required
-  FieldList fields;        // every member but ts and kind, "device" included
+  int64_t ts_ms = 0;      // event time, ms since the Unix epoch (ingest time if the event had none)
+  bool has_ts = false;    // false when ts_ms was filled from ingest time / the previous event
+  int64_t ingest_ns = 0;  // steady-clock ns at decode (latency metrics); 0 when unknown
+  bool is_copy = false;   // a second copy routed to another shard (not counted twice)
+  std::string kind;       // required
+  FieldList fields;       // every member but ts and kind, "device" included
 
   // Field lookup by name. "kind" and "ts" are also readable as fields (kind as a string,
   // ts as a number of ms) unless the event carries a member of that name.

@@ -4,11 +4,12 @@
 // Start() opens and binds/connects the socket on the caller's thread (so "address in use" is an
 // error there) and starts the receive thread, which owns the socket from then on. That thread
 // polls (100 ms, to notice Stop), drains up to 1024 messages or 8192 events at a time, decodes
-// them (JSON or FlatBuffers by the first bytes, codec::MessageDecoder) and hands the batch to
-// EventConsumer::Consume — which blocks while the shards are full, so the socket's queue fills
-// and ZeroMQ pushes back on PUSH senders (PUB senders drop at their high-water mark). If Consume
-// returns false the thread ends. A SUB message may be one frame (payload) or two (topic,
-// payload): the last frame is the payload.
+// them (JSON or FlatBuffers by the first bytes, codec::MessageDecoder) into one recycled
+// rules::EventBuffer and hands it to EventConsumer::Consume, then Clear()s it (its slots keep
+// their buffers: no event is allocated per message). Consume blocks while the shards are full,
+// so the socket's queue fills and ZeroMQ pushes back on PUSH senders (PUB senders drop at their
+// high-water mark). If Consume returns false the thread ends. A SUB message may be one frame
+// (payload) or two (topic, payload): the last frame is the payload.
 //
 // Stats are written by the receive thread only. Start/Stop from one control thread; Stop is
 // idempotent and called by the destructor.

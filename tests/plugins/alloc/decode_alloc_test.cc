@@ -10,6 +10,7 @@
 // allocations of a buffer that is not recycled: the zero below is not a counter that never counts.
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -22,8 +23,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "daemon/pipeline/clock.h"
 #include "daemon/pipeline/queues.h"
@@ -87,7 +86,9 @@ class AllocCounter {
 
 void* operator new(std::size_t n) { return CountedAlloc(n, 0, false); }
 void* operator new[](std::size_t n) { return CountedAlloc(n, 0, false); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n, 0, true); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return CountedAlloc(n, 0, true);
+}
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
   return CountedAlloc(n, 0, true);
 }
@@ -135,10 +136,11 @@ constexpr size_t kBatch = 256;  // events per message, as vigie-load sends them
 // holds inline ("camera.heartbeat", "fontaine-d-ouche-3", "trente-octobre-x12"), so a slot that
 // lost its fields' strings would have to allocate them again.
 
-const char* const kDistricts[] = {"centre", "gare", "fontaine-d-ouche", "toison-d-or",
-                                  "port-du-canal", "faubourg-raines", "montmuzard", "mirande"};
-const char* const kJunctions[] = {"darcy", "republique", "trente-octobre", "saint-bernard",
-                                  "gabriel-peri", "rocade-nord"};
+const char* const kDistricts[] = {"centre",      "gare",          "fontaine-d-ouche",
+                                  "toison-d-or", "port-du-canal", "faubourg-raines",
+                                  "montmuzard",  "mirande"};
+const char* const kJunctions[] = {"darcy",         "republique",   "trente-octobre",
+                                  "saint-bernard", "gabriel-peri", "rocade-nord"};
 
 // One batch: 256 events of mixed kinds (different field counts and lengths), one without kind
 // (missing_kind) and one with a ts out of range (bad_ts), so that decoders also drop slots.
@@ -212,8 +214,8 @@ CityBatch MakeCityBatch(uint32_t seed) {
         break;
       default:
         ev.kind = "vehicle.position";
-        str("device", std::string(pick(2) ? "police-" : "waste-collector-") +
-                          std::to_string(pick(90)));
+        str("device",
+            std::string(pick(2) ? "police-" : "waste-collector-") + std::to_string(pick(90)));
         str("fleet", pick(2) ? "police" : "waste");
         str("district", district());
         num("speed", static_cast<double>(pick(50)));
@@ -249,15 +251,18 @@ CityBatch MakeCityBatch(uint32_t seed) {
     for (const auto& f : ev.fields) {
       std::string_view name = f.name;
       const bool gps = name.substr(0, 4) == "gps.";
-      if (gps && !in_gps) j += ", \"gps\": {";
-      else j += ", ";
+      j += gps && !in_gps ? ", \"gps\": {" : ", ";
       in_gps = gps;
       codec::AppendJsonString(&j, gps ? name.substr(4) : name);
       j += ": ";
       const Value v = f.value.view();
-      if (v.is_number()) codec::AppendJsonNumber(&j, v.num);
-      else if (v.is_string()) codec::AppendJsonString(&j, v.str);
-      else j += v.b ? "true" : "false";
+      if (v.is_number()) {
+        codec::AppendJsonNumber(&j, v.num);
+      } else if (v.is_string()) {
+        codec::AppendJsonString(&j, v.str);
+      } else {
+        j += v.b ? "true" : "false";
+      }
     }
     if (in_gps) j += "}";
     j += "}";
@@ -334,9 +339,10 @@ TEST_CASE("alloc: the counter sees the allocations of a buffer that is not recyc
   CHECK(c.deletes() == c.news());
 }
 
-TEST_CASE("alloc: decoding FlatBuffers and JSON batches into a recycled EventBuffer allocates "
-          "nothing after a warm-up",
-          "[alloc]") {
+TEST_CASE(
+    "alloc: decoding FlatBuffers and JSON batches into a recycled EventBuffer allocates "
+    "nothing after a warm-up",
+    "[alloc]") {
   const Messages m = MakeMessages();
   codec::MessageDecoder d;
   EventBuffer buf;
@@ -436,8 +442,8 @@ struct RouteRig {
     daemon::EventBatch* got[16];
     for (int s = 0; s < kShards; ++s) {
       for (;;) {
-        const size_t n = queues[static_cast<size_t>(s)]->PopBulk(*ctoks[static_cast<size_t>(s)],
-                                                                 got, 16);
+        const size_t n =
+            queues[static_cast<size_t>(s)]->PopBulk(*ctoks[static_cast<size_t>(s)], got, 16);
         if (n == 0) break;
         for (size_t k = 0; k < n; ++k) {
           for (size_t e = 0; e < got[k]->size; ++e) *routed_digest += Digest(got[k]->events[e]);
@@ -484,9 +490,10 @@ RouteResult RunRoute(RouteRig* rig, const Messages& m, int warm_rounds, int roun
   return res;
 }
 
-TEST_CASE("alloc: decode + route through the Router into recycled batches allocates nothing "
-          "after a warm-up",
-          "[alloc]") {
+TEST_CASE(
+    "alloc: decode + route through the Router into recycled batches allocates nothing "
+    "after a warm-up",
+    "[alloc]") {
   const Messages m = MakeMessages();
   RouteRig rig(std::make_shared<CityRouting>());
   const RouteResult r = RunRoute(&rig, m, kWarmRounds, kRounds);
