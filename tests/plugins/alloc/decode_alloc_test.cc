@@ -3,26 +3,26 @@
 // batches (popped and returned by this thread, as a shard would), makes zero calls to operator
 // new or delete after a warm-up.
 //
-// This binary replaces the global operator new/delete with counting versions, which is why it is
-// an executable of its own (tests/plugins/alloc/CMakeLists.txt) and not part of plugins_tests.
+// This binary replaces the global operator new/delete with counting versions
+// (tests/common/counting_new.h), which is why it is an executable of its own
+// (tests/plugins/alloc/CMakeLists.txt) and not part of plugins_tests. VIGIE_ALLOC_BACKTRACE=N
+// prints the stacks of the first N counted allocations.
 // Catch2's macros allocate, so the counted loops collect their results into plain variables and
 // assert after the counter is stopped. The first test case checks that the counter does see the
 // allocations of a buffer that is not recycled: the zero below is not a counter that never counts.
 #include <algorithm>
-#include <atomic>
-#include <catch2/catch.hpp>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <memory>
-#include <new>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "daemon/pipeline/clock.h"
 #include "daemon/pipeline/queues.h"
@@ -33,91 +33,7 @@
 #include "plugins/codec/message_decoder.h"
 #include "rules/event.h"
 #include "rules/loader.h"
-
-// --- Counting global operator new / delete -------------------------------------------------
-
-namespace {
-
-std::atomic<bool> g_counting{false};
-std::atomic<uint64_t> g_news{0};
-std::atomic<uint64_t> g_deletes{0};
-
-void* CountedAlloc(std::size_t n, std::size_t align, bool nothrow) {
-  if (g_counting.load(std::memory_order_relaxed)) g_news.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = nullptr;
-  if (align <= alignof(std::max_align_t)) {
-    p = std::malloc(n);
-  } else if (posix_memalign(&p, align, n) != 0) {
-    p = nullptr;
-  }
-  if (p == nullptr && !nothrow) throw std::bad_alloc();
-  return p;
-}
-
-void CountedFree(void* p) {
-  if (p == nullptr) return;
-  if (g_counting.load(std::memory_order_relaxed)) g_deletes.fetch_add(1, std::memory_order_relaxed);
-  std::free(p);
-}
-
-// Counts operator new/delete calls between construction and Stop() (or destruction).
-class AllocCounter {
- public:
-  AllocCounter() {
-    g_news.store(0);
-    g_deletes.store(0);
-    g_counting.store(true);
-  }
-  ~AllocCounter() { Stop(); }
-  void Stop() {
-    if (!g_counting.exchange(false)) return;
-    news_ = g_news.load();
-    deletes_ = g_deletes.load();
-  }
-  uint64_t news() const { return news_; }
-  uint64_t deletes() const { return deletes_; }
-
- private:
-  uint64_t news_ = 0, deletes_ = 0;
-};
-
-}  // namespace
-
-void* operator new(std::size_t n) { return CountedAlloc(n, 0, false); }
-void* operator new[](std::size_t n) { return CountedAlloc(n, 0, false); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return CountedAlloc(n, 0, true);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return CountedAlloc(n, 0, true);
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  return CountedAlloc(n, static_cast<std::size_t>(a), false);
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return CountedAlloc(n, static_cast<std::size_t>(a), false);
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return CountedAlloc(n, static_cast<std::size_t>(a), true);
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return CountedAlloc(n, static_cast<std::size_t>(a), true);
-}
-void operator delete(void* p) noexcept { CountedFree(p); }
-void operator delete[](void* p) noexcept { CountedFree(p); }
-void operator delete(void* p, std::size_t) noexcept { CountedFree(p); }
-void operator delete[](void* p, std::size_t) noexcept { CountedFree(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { CountedFree(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { CountedFree(p); }
-void operator delete(void* p, std::align_val_t) noexcept { CountedFree(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { CountedFree(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { CountedFree(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { CountedFree(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { CountedFree(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  CountedFree(p);
-}
+#include "tests/common/counting_new.h"
 
 namespace vigie {
 namespace {
