@@ -178,6 +178,7 @@ struct Engine::Impl {
   // scratch (reused: no allocation per event in steady state)
   std::vector<uint32_t> matched;
   std::vector<GroupsetKey> gskeys;  // one per rs->groupsets
+  std::vector<uint32_t> cands;      // ProcessEvent: the matched rules that reach a group here
   uint64_t epoch = 0;               // bumped per event: invalidates gskeys
   std::vector<Value> gview;
   std::vector<Value> lets;
@@ -189,6 +190,7 @@ struct Engine::Impl {
     rt.resize(rs->rules.size());
     gskeys.resize(rs->groupsets.size());
     matched.reserve(rs->rules.size());  // Match never allocates then
+    cands.reserve(rs->rules.size());
     stats = MakeStats(rs, nullptr);
   }
 
@@ -584,6 +586,13 @@ struct Engine::Impl {
     ctx.tz = opts.tz;
     ctx.location = opts.location;
     ctx.scratch = &scratch;
+    // Pass 1: the rules this event reaches here (where, group key, shard), and a prefetch of
+    // each one's slot. Pass 2: a prefetch of each group the slot points at. Pass 3: the work, in
+    // rule order. At full load the groups of 100 k devices are not in cache; issued one rule at
+    // a time, the slot and group misses of an event's 4-5 rules were paid in series (they were
+    // most of ProcessEvent's own time). `where` reads only the event, so evaluating it first
+    // changes nothing but when its cache misses happen.
+    cands.clear();
     for (uint32_t idx : rules) {
       const Rule& r = rs->rules[idx];
       if (r.where) {
@@ -604,6 +613,13 @@ struct Engine::Impl {
         continue;
       }
       if (!gk.mine) continue;
+      rt[idx].groups.PrefetchSlot(gk.hash);
+      cands.push_back(idx);
+    }
+    for (uint32_t idx : cands) rt[idx].groups.PrefetchElement(gskeys[rs->rules[idx].groupset].hash);
+    for (uint32_t idx : cands) {
+      const Rule& r = rs->rules[idx];
+      const GroupsetKey& gk = gskeys[static_cast<size_t>(r.groupset)];
       Group* g = FindOrCreate(idx, gk);
       g->last_activity = T;
       switch (r.kind) {
@@ -889,6 +905,7 @@ struct Engine::Impl {
     rs = std::move(next);
     gskeys.assign(rs->groupsets.size(), GroupsetKey{});
     matched.reserve(rs->rules.size());
+    cands.reserve(rs->rules.size());
     auto ns = MakeStats(rs, stats.get());
     ns->groups = static_cast<int64_t>(groups_total);
     stats = ns;

@@ -50,6 +50,20 @@ class GroupTable {
     }
   }
 
+  // Cache hints for a lookup of `hash` coming soon: the home slot; then (once that slot is in
+  // cache) the element it holds when its hash matches — the likely result. Never fault.
+  void PrefetchSlot(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Home(hash)]);
+  }
+  void PrefetchElement(uint64_t hash) const {
+    if (slots_.empty()) return;
+    const Slot& s = slots_[Home(hash)];
+    if (s.hash == hash && s.ptr != nullptr) {
+      __builtin_prefetch(s.ptr);
+      __builtin_prefetch(reinterpret_cast<const char*>(s.ptr) + 64);
+    }
+  }
+
   // Adds an element whose key is not in the table yet.
   void Insert(uint64_t hash, T* p) {
     if ((size_ + 1) * 4 > slots_.size() * 3 || slots_.empty()) Grow();
