@@ -6,6 +6,7 @@
 #include "rules/index.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "rules/rule.h"
 
@@ -83,6 +84,10 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
         if (prefix == p) Add(&bucket, i, key);
     }
   }
+  kind_tags_.clear();
+  if (exact_.size() <= kMaxScannedKinds) {
+    for (const auto& [kind, bucket] : exact_) kind_tags_.push_back({Head(kind), kind.size(), &kind, &bucket});
+  }
 }
 
 void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists) {
@@ -119,12 +124,31 @@ void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>*
   }
 }
 
+uint64_t RuleIndex::Head(std::string_view s) {
+  uint64_t h = 0;
+  std::memcpy(&h, s.data(), std::min<size_t>(s.size(), 8));
+  return h;
+}
+
+const RuleIndex::Bucket* RuleIndex::FindExact(std::string_view kind) const {
+  if (kind_tags_.empty()) {
+    auto it = exact_.find(kind);
+    return it == exact_.end() ? nullptr : &it->second;
+  }
+  const uint64_t head = Head(kind);
+  for (const KindTag& t : kind_tags_) {
+    if (t.head == head && t.size == kind.size() &&
+        (kind.size() <= 8 || std::memcmp(t.kind->data() + 8, kind.data() + 8, kind.size() - 8) == 0))
+      return t.bucket;
+  }
+  return nullptr;
+}
+
 void RuleIndex::Match(const Event& ev, std::vector<uint32_t>* out) const {
   out->clear();
   int lists = 0;
-  auto it = exact_.find(std::string_view(ev.kind));
-  if (it != exact_.end()) {
-    Collect(it->second, ev, out, &lists);
+  if (const Bucket* b = FindExact(ev.kind)) {
+    Collect(*b, ev, out, &lists);
   } else {
     for (const auto& [prefix, bucket] : prefix_)
       if (ev.kind.starts_with(prefix)) Collect(bucket, ev, out, &lists);

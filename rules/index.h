@@ -36,6 +36,13 @@ class RuleIndex {
     std::vector<OwnedValue> constants;
   };
 
+  RuleIndex() = default;
+  // kind_tags_ points into exact_'s nodes: a move keeps them (the nodes move), a copy would not.
+  RuleIndex(const RuleIndex&) = delete;
+  RuleIndex& operator=(const RuleIndex&) = delete;
+  RuleIndex(RuleIndex&&) noexcept = default;
+  RuleIndex& operator=(RuleIndex&&) noexcept = default;
+
   void Build(const std::vector<Rule>& rules);
 
   // The rule indexes (ascending, no duplicates) that `ev` may match, into *out (cleared first).
@@ -76,6 +83,19 @@ class RuleIndex {
   std::vector<Key> keys_;
   // One bucket per exact kind of any rule, holding also the prefix rules that match that kind.
   StrMap<Bucket> exact_;
+  // The same buckets for a linear scan when there are few kinds (a city has a few dozen): the
+  // kind's length and first 8 bytes rule out all but the right one, cheaper than hashing the
+  // kind (std::hash was 5 % of the daemon's CPU at full load). Built after exact_ is final.
+  struct KindTag {
+    uint64_t head;  // the first (up to) 8 bytes, zero-padded
+    size_t size;
+    const std::string* kind;
+    const Bucket* bucket;
+  };
+  std::vector<KindTag> kind_tags_;  // empty when exact_ has more than kMaxScannedKinds
+  static constexpr size_t kMaxScannedKinds = 64;
+  static uint64_t Head(std::string_view s);
+  const Bucket* FindExact(std::string_view kind) const;
   // One bucket per prefix ("camera."), for kinds that are not in exact_.
   std::vector<std::pair<std::string, Bucket>> prefix_;
 };

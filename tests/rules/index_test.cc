@@ -377,3 +377,25 @@ TEST_CASE("index: Match(ev) holds every rule whose where is true or records an e
   CHECK(indexed > 50);
   CHECK(skipped > checked / 50);
 }
+
+TEST_CASE("index: kinds are found by scan (few kinds) and by hash (many), alike", "[index]") {
+  // Up to 64 exact kinds are scanned by (length, first 8 bytes); more go through a hash map.
+  // Kinds that share their first 8 bytes and length must still be told apart.
+  for (int kinds : {3, 64, 65, 200}) {
+    INFO("kinds " << kinds);
+    std::string y = "rules:\n";
+    for (int i = 0; i < kinds; ++i) {
+      y += "  - name: r" + std::to_string(i) + "\n    on: camera.kind-" + std::to_string(1000 + i) +
+           "\n    when: 'true'\n";
+    }
+    auto rs = MustCompile(y);
+    for (int i = 0; i < kinds; ++i) {
+      Event ev = MakeEvent(0, "camera.kind-" + std::to_string(1000 + i), {{"device", "d"}});
+      CHECK(MatchOf(*rs, ev) == Ids{static_cast<uint32_t>(i)});
+    }
+    CHECK(MatchOf(*rs, MakeEvent(0, "camera.kind-9999", {{"device", "d"}})).empty());
+    CHECK(MatchOf(*rs, MakeEvent(0, "camera.k", {{"device", "d"}})).empty());
+    CHECK(MatchOf(*rs, MakeEvent(0, "camera.kind-100", {{"device", "d"}})).empty());
+    CHECK(MatchOf(*rs, MakeEvent(0, "", {{"device", "d"}})).empty());
+  }
+}
