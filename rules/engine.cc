@@ -828,16 +828,65 @@ struct Engine::Impl {
     changed.clear();
   }
 
+  void TakePendingDeletes(StateDelta* d) {
+    for (auto& p : pending_prefix_deletes) d->delete_prefixes.push_back(std::move(p));
+    pending_prefix_deletes.clear();
+    for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
+    pending_deletes.clear();
+  }
+
+  // The current TakeDirtySlice round: the dirty list as it was when the round began, taken from
+  // round[round_pos] on. A group waiting there keeps in_dirty_list (it is in a list), so it is
+  // not queued again in `dirty` if it changes meanwhile: its slice will serialize it as it is then.
+  bool in_round = false;
+  std::vector<Group*> round;
+  size_t round_pos = 0;
+
+  // Gives the round's untaken groups back to `dirty` and ends the round (before anything that
+  // walks or rebuilds `dirty`: Take, Swap, the destructor).
+  void EndRound() {
+    if (!in_round) return;
+    dirty.insert(dirty.end(), round.begin() + static_cast<std::ptrdiff_t>(round_pos), round.end());
+    round.clear();
+    round_pos = 0;
+    in_round = false;
+  }
+
+  bool TakeSlice(StateDelta* d, size_t max_groups) {
+    if (!in_round) {
+      in_round = true;
+      round.swap(dirty);  // `dirty` gets the spent list's capacity: no allocation
+      round_pos = 0;
+    }
+    // Deletions first, as a delta applies them before its puts: a group evicted now was put by
+    // an earlier slice (an earlier delta); a group re-created under the same key is a new group
+    // whose put comes in this slice or a later one.
+    TakePendingDeletes(d);
+    const size_t end = std::min(round.size(), round_pos + std::max<size_t>(max_groups, 1));
+    for (; round_pos < end; ++round_pos) {
+      Group* g = round[round_pos];
+      g->in_dirty_list = false;
+      if (g->zombie) {
+        MaybeFree(g);
+        continue;
+      }
+      if (g->dirty) Put(g, d);
+    }
+    if (round_pos < round.size()) return false;
+    round.clear();
+    round_pos = 0;
+    in_round = false;
+    return true;
+  }
+
   void Take(StateDelta* d, bool all) {
+    EndRound();  // the whole list is taken: a round in progress is complete
     for (Group* g : changed) {
       g->in_changed_list = false;
       if (g->zombie) MaybeFree(g);
     }
     changed.clear();
-    for (auto& p : pending_prefix_deletes) d->delete_prefixes.push_back(std::move(p));
-    pending_prefix_deletes.clear();
-    for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
-    pending_deletes.clear();
+    TakePendingDeletes(d);
     for (Group* g : dirty) {
       g->in_dirty_list = false;
       if (g->zombie) {
@@ -915,6 +964,7 @@ struct Engine::Impl {
       else live_changed.push_back(g);
     }
     changed.swap(live_changed);
+    EndRound();  // the list is rebuilt: a slice round starts over
     std::vector<Group*> live_dirty;
     for (Group* g : dirty) {
       if (g->zombie) g->in_dirty_list = false;
@@ -941,6 +991,7 @@ struct Engine::Impl {
   std::vector<Group*> zombies;
 
   ~Impl() {
+    EndRound();
     while (!heap.empty()) heap.pop();
     std::vector<Group*> zs;
     for (Group* g : dirty)
@@ -984,6 +1035,9 @@ std::shared_ptr<const Engine::StatsView> Engine::Stats() const {
 }
 
 void Engine::TakeDirty(StateDelta* delta) { impl_->Take(delta, false); }
+bool Engine::TakeDirtySlice(StateDelta* delta, size_t max_groups) {
+  return impl_->TakeSlice(delta, max_groups);
+}
 void Engine::TakeChanged(StateDelta* delta) { impl_->TakeChangedOnly(delta); }
 void Engine::TakeAll(StateDelta* delta) { impl_->Take(delta, true); }
 

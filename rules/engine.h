@@ -103,6 +103,13 @@ class Engine {
   // call (and deletions); the caller writes it in one batch. Restore feeds back what was written
   // (any order); entries for unknown or changed rules are ignored and returned false.
   void TakeDirty(StateDelta* delta);
+  // The same, a slice at a time, so that a shard with 100 000 dirty groups does not stop its
+  // events for the 100+ ms their serialization takes: takes up to `max_groups` of the groups that
+  // were dirty when the current round began (a round begins at the first call after the previous
+  // one completed), and the deletions pending. Returns true when the round is complete. Groups
+  // dirtied during a round belong to the next one. Apply the slices' deltas in the order taken
+  // (with any TakeChanged deltas in between): each group is then stored as of its slice.
+  bool TakeDirtySlice(StateDelta* delta, size_t max_groups);
   // Everything, dirty or not (a full checkpoint).
   void TakeAll(StateDelta* delta);
   // Only the groups that activated or deactivated since the last call (or TakeDirty): a small

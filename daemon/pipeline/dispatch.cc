@@ -1,5 +1,7 @@
 #include "daemon/pipeline/dispatch.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "daemon/pipeline/shard.h"
@@ -66,7 +68,10 @@ void OutputDispatcher::Start() {
   if (running_) return;
   running_ = true;
   stop_.store(false, std::memory_order_release);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "vg-dispatch");  // for top -H, perf and gdb
+    Run();
+  });
 }
 
 void OutputDispatcher::Stop() {

@@ -17,6 +17,9 @@ class RulesShardEngine final : public ShardEngine {
   int64_t NextTimer() const override { return engine_.NextTimer(); }
   void SwapRules(std::shared_ptr<const rules::RuleSet> rs) override { engine_.SwapRules(std::move(rs)); }
   void TakeDirty(rules::StateDelta* d) override { engine_.TakeDirty(d); }
+  bool TakeDirtySlice(rules::StateDelta* d, size_t max_groups) override {
+    return engine_.TakeDirtySlice(d, max_groups);
+  }
   void TakeAll(rules::StateDelta* d) override { engine_.TakeAll(d); }
   void TakeChanged(rules::StateDelta* d) override { engine_.TakeChanged(d); }
   bool Restore(std::string_view k, std::string_view v) override { return engine_.Restore(k, v); }

@@ -44,6 +44,12 @@ struct ShardOptions {
   int64_t lateness_ms = 0;
   // TakeDirty() -> checkpointer every this often (wall time); 0 = only the final checkpoint.
   int64_t checkpoint_interval_ms = 1000;
+  // A checkpoint round serializes the dirty groups in slices of this many groups, at most
+  // checkpoint_budget_ns of them between two dequeues, so that events do not wait for a whole
+  // round (100 000 groups: 100+ ms). Under load a round may outlast the interval; the next one
+  // starts an interval after it completes.
+  size_t checkpoint_slice_groups = 256;
+  int64_t checkpoint_budget_ns = 1'000'000;
   // Longest idle sleep before re-reading the clock.
   int64_t max_idle_ms = 10;
   // Batches taken per dequeue.
@@ -62,7 +68,7 @@ struct ShardStats {
   std::atomic<uint64_t> future{0};       // ts after the wall clock: processed at wall time
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> outputs{0};
-  std::atomic<uint64_t> checkpoints{0};  // deltas handed to the checkpointer
+  std::atomic<uint64_t> checkpoints{0};  // checkpoint rounds completed (and activation deltas)
   std::atomic<uint64_t> swaps{0};        // rule swaps applied
   std::atomic<int64_t> groups{0};        // engine.group_count(), published after each round
   Histogram latency{EventLatencyBounds()};  // ingest -> processed, seconds
@@ -126,6 +132,8 @@ class ShardWorker {
   void ApplySwap();
   enum class CheckpointKind { kChanged, kDirty, kFull };
   void Checkpoint(CheckpointKind kind);
+  // One step of a checkpoint round: slices until the budget is spent; true when it completed.
+  bool CheckpointSlices();
 
   const ShardOptions opts_;
   std::unique_ptr<ShardEngine> engine_;

@@ -33,6 +33,12 @@ class ShardEngine {
   virtual int64_t NextTimer() const = 0;  // INT64_MAX if none
   virtual void SwapRules(std::shared_ptr<const rules::RuleSet> rules) = 0;
   virtual void TakeDirty(rules::StateDelta* delta) = 0;
+  // A slice of a TakeDirty round (see rules::Engine::TakeDirtySlice); true when the round is
+  // complete. The default takes the whole round at once.
+  virtual bool TakeDirtySlice(rules::StateDelta* delta, size_t /*max_groups*/) {
+    TakeDirty(delta);
+    return true;
+  }
   virtual void TakeAll(rules::StateDelta* delta) = 0;
   // Only groups whose activation changed (see rules::Engine::TakeChanged).
   virtual void TakeChanged(rules::StateDelta* delta) { TakeDirty(delta); }

@@ -46,11 +46,12 @@ struct CheckpointerOptions {
 // Deltas are kept as they came, oldest first, and written in one batch (StateStore::WriteAll):
 // a shard submits a large regular checkpoint every interval and small ones after activations,
 // and merging them into ordered maps (100 k string keys, on the shard thread, under the
-// checkpointer's lock) cost more than writing a key twice. Only when more than kMaxQueued
-// deltas wait (the store is failing or far behind) are they merged into maps, which bounds the
-// memory to one entry per key.
+// checkpointer's lock) cost more than writing a key twice. A shard's checkpoint round comes in
+// slices (one delta per slice step, ~100 per second at full load), so the queue is long enough
+// for seconds of them; only when more than kMaxQueued deltas wait (the store is failing or far
+// behind) are they merged into maps, which bounds the memory to one entry per key.
 struct MergedDelta {
-  static constexpr size_t kMaxQueued = 8;
+  static constexpr size_t kMaxQueued = 4096;
   std::vector<rules::StateDelta> queued;  // oldest first (empty when merged)
   std::map<std::string, std::string> puts;
   std::set<std::string> deletes;

@@ -283,6 +283,105 @@ TEST_CASE("engine state: a stateless group is written only when its state change
   CHECK(d.empty());
 }
 
+TEST_CASE("engine state: TakeDirtySlice takes a round in slices; the store ends up as with "
+          "TakeDirty", "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  Engine sliced(rs, Opts(&tz)), whole(rs, Opts(&tz));
+  Store s_sliced, s_whole;
+  Collect o1, o2;
+  int64_t t = kT0;
+  auto both = [&](const Event& ev) {
+    sliced.Process(ev, ev.ts_ms, o1);
+    whole.Process(ev, ev.ts_ms, o2);
+  };
+  // 20 groups: 5 devices of each rule.
+  for (int i = 0; i < 5; ++i) {
+    std::string d = "d" + std::to_string(i);
+    both(MakeEvent(t += 100, "pedestrian", {{"device", d.c_str()}, {"crossing", d.c_str()}}));
+    both(MakeEvent(t += 100, "temp", {{"device", d.c_str()}, {"t", 35}}));
+    both(MakeEvent(t += 100, "hb", {{"device", d.c_str()}}));
+    both(MakeEvent(t += 100, "status", {{"device", d.c_str()}, {"status", "fault"}, {"code", i}}));
+  }
+  // A round of slices of 3, with events between the slices: groups already taken change again
+  // (next round), groups not yet taken change (taken once, as they are then).
+  int slices = 0;
+  bool done = false;
+  while (!done) {
+    StateDelta d;
+    done = sliced.TakeDirtySlice(&d, 3);
+    ++slices;
+    CHECK(d.puts.size() <= 3);
+    s_sliced.Apply(d);
+    const std::string dev = "d" + std::to_string(slices % 5);
+    both(MakeEvent(t += 100, "hb", {{"device", dev.c_str()}}));
+    // Every status event is a transition (fault -> ok, and ok -> fault for d1 and d2 the second
+    // time): an evaluation that changes nothing of a stateless group is not written at all, so
+    // its last-seen time would legitimately differ between the two stores.
+    both(MakeEvent(t += 100, "status", {{"device", dev.c_str()}, {"status", slices <= 5 ? "ok" : "fault"}}));
+  }
+  CHECK(slices == 7);  // the 20 groups dirty when the round began
+  // The next round takes what changed during the first; then both stores must agree.
+  for (done = false; !done;) {
+    StateDelta d;
+    done = sliced.TakeDirtySlice(&d, 3);
+    s_sliced.Apply(d);
+  }
+  StateDelta d;
+  whole.TakeDirty(&d);
+  s_whole.Apply(d);
+  CHECK(s_sliced.kv.size() == 20);
+  for (const auto& [k, v] : s_whole.kv) {
+    INFO("key " << k.substr(2, k.find('\0', 2) - 2) << " / " << k.substr(k.rfind('\0') + 1));
+    CHECK(s_sliced.kv[k] == v);
+  }
+  // Nothing left: a new round is empty and complete at once.
+  StateDelta empty;
+  CHECK(sliced.TakeDirtySlice(&empty, 3));
+  CHECK(empty.empty());
+}
+
+TEST_CASE("engine state: a group evicted in the middle of a slice round is deleted, not put",
+          "[engine][state]") {
+  auto rs = MustCompile(R"(rules:
+  - name: fault
+    on: status
+    when: status == "fault"
+    then:
+      - alert: {severity: critical, summary: "F {device}"}
+)");
+  FixedOffsetZone tz(3600);
+  EngineOptions o = Opts(&tz);
+  o.idle_evict_ms = 60 * kSec;
+  Engine e(rs, o);
+  Collect sink;
+  Store store;
+  // Two groups active (written), then both clear (dirty again): the round has them both.
+  for (const char* dev : {"a", "b"}) {
+    e.Process(MakeEvent(kT0, "status", {{"device", dev}, {"status", "fault"}}), kT0, sink);
+  }
+  StateDelta d0;
+  e.TakeDirty(&d0);
+  store.Apply(d0);
+  REQUIRE(store.kv.size() == 2);
+  for (const char* dev : {"a", "b"}) {
+    e.Process(MakeEvent(kT0 + kSec, "status", {{"device", dev}, {"status", "ok"}}), kT0 + kSec, sink);
+  }
+  StateDelta d1;
+  CHECK_FALSE(e.TakeDirtySlice(&d1, 1));  // one of the two
+  REQUIRE(d1.puts.size() == 1);
+  store.Apply(d1);
+  // Both go idle and are evicted before the round ends (the untaken one while still queued).
+  e.AdvanceTo(kT0 + 2 * 60 * kSec, sink);
+  REQUIRE(e.group_count() == 0);
+  StateDelta d2;
+  CHECK(e.TakeDirtySlice(&d2, 1));
+  CHECK(d2.puts.empty());
+  CHECK(d2.deletes.size() == 2);
+  store.Apply(d2);
+  CHECK(store.kv.empty());
+}
+
 TEST_CASE("engine state: TakeChanged returns only the groups whose activation changed",
           "[engine][state]") {
   auto rs = MustCompile(kStateRules);
