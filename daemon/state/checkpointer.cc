@@ -1,5 +1,7 @@
 #include "daemon/state/checkpointer.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace vigie::daemon {
@@ -95,7 +97,10 @@ void Checkpointer::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (thread_.joinable()) return;
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "vg-checkpoint");  // for top -H, perf and gdb
+    Run();
+  });
 }
 
 void Checkpointer::Stop() {

@@ -1,5 +1,7 @@
 #include "plugins/zmq/zmq_source.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -72,7 +74,10 @@ bool ZmqSource::Start(std::string* error) {
     return false;
   }
   stop_.store(false, std::memory_order_relaxed);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "vg-source");  // for top -H, perf and gdb
+    Run();
+  });
   Log(LogLevel::kInfo, cfg_.name + ": receiving on " + last_endpoint_);
   return true;
 }
