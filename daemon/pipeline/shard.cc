@@ -133,7 +133,6 @@ void ShardWorker::Checkpoint(CheckpointKind kind) {
   if (!checkpoint_) return;
   switch (kind) {
     case CheckpointKind::kFull: engine_->TakeAll(&delta_); break;
-    case CheckpointKind::kDirty: engine_->TakeDirty(&delta_); break;
     case CheckpointKind::kChanged: engine_->TakeChanged(&delta_); break;
   }
   sink_.since_checkpoint = 0;

@@ -42,7 +42,8 @@ struct ShardOptions {
   int index = 0;
   // Timers fire once the wall clock is this far past their instant (slack for late events).
   int64_t lateness_ms = 0;
-  // TakeDirty() -> checkpointer every this often (wall time); 0 = only the final checkpoint.
+  // A checkpoint round (TakeDirtySlice -> checkpointer) every this often (wall time), counted from
+  // the end of the previous round; 0 = only the final checkpoint.
   int64_t checkpoint_interval_ms = 1000;
   // A checkpoint round serializes the dirty groups in slices of this many groups, at most
   // checkpoint_budget_ns of them between two dequeues, so that events do not wait for a whole
@@ -130,7 +131,7 @@ class ShardWorker {
   void Run();
   void ProcessBatch(const EventBatch& b, int64_t wall_ms);
   void ApplySwap();
-  enum class CheckpointKind { kChanged, kDirty, kFull };
+  enum class CheckpointKind { kChanged, kFull };  // the regular ones: CheckpointSlices
   void Checkpoint(CheckpointKind kind);
   // One step of a checkpoint round: slices until the budget is spent; true when it completed.
   bool CheckpointSlices();
