@@ -31,12 +31,18 @@ void AppendNumber(std::string* out, double v) {
   }
   char buf[32];
   // Integers up to 2^53 print without exponent; everything else in shortest round-trip form.
-  if (std::fabs(v) < 9007199254740992.0 && v == std::trunc(v)) {
+  // Integral values beyond 2^53 are forced into exponent form: the shortest form of 7.8e20 is
+  // the 21-digit "777777777777777836032", an integer literal that many JSON parsers (simdjson
+  // among them) refuse once it is beyond 64 bits.
+  const double mag = std::fabs(v);
+  if (mag < 9007199254740992.0 && v == std::trunc(v)) {
     auto r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
     out->append(buf, r.ptr);
     return;
   }
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  auto r = mag >= 9007199254740992.0
+               ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific)
+               : std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, r.ptr);
 }
 

@@ -29,6 +29,64 @@ const char* JsonTypeName(dom::element_type t) {
   return "value";
 }
 
+// Copies msg into *out with ".0" after every integer literal of 19 digits or more outside
+// strings, so that a parser that stops at 64-bit integers reads them as doubles. Returns false
+// if there was none (the parse error was something else). Invalid JSON stays invalid.
+bool WidenBigIntegers(std::string_view msg, std::string* out) {
+  out->clear();
+  bool changed = false;
+  bool in_string = false;
+  size_t i = 0;
+  while (i < msg.size()) {
+    const char c = msg[i];
+    if (in_string) {
+      out->push_back(c);
+      if (c == '\\' && i + 1 < msg.size()) {
+        out->push_back(msg[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out->push_back(c);
+      ++i;
+      continue;
+    }
+    const bool starts_number = (c >= '0' && c <= '9') || c == '-';
+    if (!starts_number) {
+      out->push_back(c);
+      ++i;
+      continue;
+    }
+    // A token of number characters (a letter run like "true" never starts with one of these).
+    size_t end = i + (c == '-' ? 1 : 0);
+    const size_t digits_from = end;
+    while (end < msg.size() && msg[end] >= '0' && msg[end] <= '9') ++end;
+    const size_t digits = end - digits_from;
+    out->append(msg.substr(i, end - i));
+    const bool integer = end >= msg.size() ||
+                         (msg[end] != '.' && msg[end] != 'e' && msg[end] != 'E');
+    if (integer) {
+      if (digits >= 19) {
+        out->append(".0");
+        changed = true;
+      }
+    } else {  // the rest of a decimal: fraction and exponent digits are not integers
+      const size_t rest = end;
+      while (end < msg.size() && std::strchr("0123456789.eE+-", msg[end]) != nullptr &&
+             msg[end] != '\0') {
+        ++end;
+      }
+      out->append(msg.substr(rest, end - rest));
+    }
+    i = end;
+  }
+  return changed;
+}
+
 }  // namespace
 
 // Why the DOM parser and not On Demand: Debian's simdjson is header-only for On Demand, which
@@ -42,21 +100,35 @@ struct JsonDecoder::Impl {
   size_t cap = 0;
   std::string name;  // dotted name being built while flattening
 
-  explicit Impl(size_t max_bytes) : parser(max_bytes + 1) {}
+  // Room for WidenBigIntegers' ".0"s: at most 2 bytes per 20 bytes of message.
+  explicit Impl(size_t max_bytes) : parser(max_bytes + max_bytes / 8 + 64) {}
 
-  // Copies msg into the padded buffer and parses it.
+  // Copies msg into the padded buffer and parses it. simdjson 3.0 refuses integer literals
+  // beyond 64 bits (NUMBER_ERROR); JSON allows them and vigie reads every number as a double,
+  // so on that error the message is parsed again with those literals turned into decimals.
   simdjson::error_code Load(std::string_view msg, dom::element* root) {
-    const size_t need = msg.size() + simdjson::SIMDJSON_PADDING;
-    if (need > cap) {
-      size_t n = cap == 0 ? 4096 : cap;
-      while (n < need) n *= 2;
-      buf.reset(new char[n]);
-      cap = n;
-    }
+    Reserve(msg.size() + simdjson::SIMDJSON_PADDING);
     if (!msg.empty()) std::memcpy(buf.get(), msg.data(), msg.size());
     std::memset(buf.get() + msg.size(), 0, simdjson::SIMDJSON_PADDING);
-    return parser.parse(buf.get(), msg.size(), false).get(*root);
+    simdjson::error_code err = parser.parse(buf.get(), msg.size(), false).get(*root);
+    if (err == simdjson::NUMBER_ERROR && WidenBigIntegers(msg, &widened)) {
+      Reserve(widened.size() + simdjson::SIMDJSON_PADDING);
+      std::memcpy(buf.get(), widened.data(), widened.size());
+      std::memset(buf.get() + widened.size(), 0, simdjson::SIMDJSON_PADDING);
+      err = parser.parse(buf.get(), widened.size(), false).get(*root);
+    }
+    return err;
   }
+
+  void Reserve(size_t need) {
+    if (need <= cap) return;
+    size_t n = cap == 0 ? 4096 : cap;
+    while (n < need) n *= 2;
+    buf.reset(new char[n]);
+    cap = n;
+  }
+
+  std::string widened;  // rare path only: the message with its big integers made decimals
 
   // Flattens the members of obj into ev->fields, with `name` holding the prefix ("" at the top
   // level, "gps." below). At the top level, ts and kind are taken out.

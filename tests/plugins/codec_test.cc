@@ -165,12 +165,35 @@ TEST_CASE("json: escaped strings are unescaped", "[codec]") {
 TEST_CASE("json: malformed messages are rejected whole", "[codec]") {
   for (const char* msg : {"", "   ", "{", R"([{"kind": "a"}, {"kind": )", R"({"kind": "a"} x)",
                           R"({"kind": "a"}{"kind": "b"})", "nul", "{\"kind\": \"\xff\"}",
-                          R"({"kind": "a", "n": 123456789012345678901234567890})"}) {
+                          R"({"kind": "a", "n": 123456789012345678901234567890)",
+                          R"({"kind": "a", "n": 012345678901234567890})",
+                          R"({"kind": "a", "n": 12345678901234567890123x})"}) {
     INFO(msg);
     Counts c;
     CHECK(DecodeJson(msg, &c) == "");
     CHECK(c.str() == "malformed=1");
   }
+}
+
+TEST_CASE("json: integer literals beyond 64 bits are numbers, like any other", "[codec]") {
+  Counts c;
+  CHECK(DecodeJson(R"([{"kind": "a", "n": 123456789012345678901234567890, )"
+                   R"("m": -99999999999999999999, "s": "12345678901234567890123", )"
+                   R"("f": 1.2345678901234567890123, "e": 12345678901234567890e2, )"
+                   R"("big\"q": 1000000000000000000000}, {"kind": "b", "i": 7}])",
+                   &c) ==
+        "a@1795726800000(ingest) n=1.2345678901234568e+29 m=-1e+20 s='12345678901234567890123' "
+        "f=1.2345678901234567 e=1.2345678901234568e+21 big\"q=1e+21\n"
+        "b@1795726800000(ingest) i=7\n");
+  CHECK(c.str() == "");
+  // The same decoder goes on with ordinary messages.
+  JsonDecoder d;
+  EventBuffer out;
+  CHECK(d.DecodeMessage(R"({"kind": "a", "ts": 99999999999999999999999})", kIngestMs, 0, &out,
+                        c.r) == 0);
+  CHECK(c.str() == "bad_ts=1");
+  CHECK(d.DecodeMessage(R"({"kind": "a", "x": 1})", kIngestMs, 0, &out, c.r) == 1);
+  CHECK(out.back().Get("x").num == 1);
 }
 
 TEST_CASE("json: oversize message", "[codec]") {

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <string>
 
 #include "rules/timefmt.h"
 #include "rules/value.h"
@@ -58,6 +59,11 @@ TEST_CASE("value: numbers print in their shortest exact form", "[value]") {
   CHECK(fmt(1e21) == "1e+21");
   CHECK(fmt(1.0 / 3) == "0.3333333333333333");
   CHECK(fmt(9007199254740991.0) == "9007199254740991");
+  // Integral values from 2^53 up take an exponent, never a long integer literal.
+  CHECK(fmt(9007199254740992.0) == "9.007199254740992e+15");
+  CHECK(fmt(777777777777777777775.04) == "7.777777777777778e+20");
+  CHECK(fmt(-1.5e19) == "-1.5e+19");
+  CHECK(std::stod(fmt(777777777777777777775.04)) == 777777777777777777775.04);
   std::string s;
   AppendText(&s, Value::Bool(true));
   AppendText(&s, Value::String("/x/"));
