@@ -16,7 +16,7 @@ struct ZmqSourceConfig {
   bool bind = true;                      // true: bind, false: connect
   std::vector<std::string> subscribe;    // sub only; empty = everything
   std::string name;                      // default "zmq:<endpoint>"
-  int rcvhwm = 10000;                    // messages queued in ZeroMQ before senders block/drop
+  int rcvhwm = 1000;  // messages queued in ZeroMQ before senders block/drop (ZeroMQ's default)
 };
 
 struct ZmqSinkConfig {

@@ -14,6 +14,7 @@
 #include "plugins/codec/event_encoder.h"
 #include "plugins/codec/output_codec.h"
 #include "plugins/registry.h"
+#include "plugins/zmq/zmq_config.h"
 #include "plugins/zmq/zmq_context.h"
 #include "plugins/zmq/zmq_source.h"
 
@@ -199,6 +200,19 @@ TEST_CASE("zmq source config errors carry line:column", "[zmq]") {
   CHECK(SourceErrors("type: zmq\nsocket: sub\nconnect: 'tcp://127.0.0.1:*'\nsubscribe: [a, b]\n"
                      "name: gw\nrcvhwm: 0\n")
             .empty());
+}
+
+TEST_CASE("zmq source config: rcvhwm defaults to ZeroMQ's 1000 messages", "[zmq]") {
+  // Messages are batches: 10000 batches of 256 events were 400 MB of RSS under overload.
+  std::vector<ConfigError> errors;
+  vigie::plugins::zmq_plugin::ZmqSourceConfig cfg;
+  REQUIRE(vigie::plugins::zmq_plugin::ParseSourceConfig(YAML::Load("type: zmq\nbind: ipc:///tmp/x\n"),
+                                                        &cfg, &errors));
+  CHECK(cfg.rcvhwm == 1000);
+  REQUIRE(vigie::plugins::zmq_plugin::ParseSourceConfig(
+      YAML::Load("type: zmq\nbind: ipc:///tmp/x\nrcvhwm: 50000\n"), &cfg, &errors));
+  CHECK(cfg.rcvhwm == 50000);
+  CHECK(errors.empty());
 }
 
 TEST_CASE("zmq sink config errors carry line:column", "[zmq]") {
