@@ -13,6 +13,10 @@
 //                  built: whichever lookup the engine uses. After a warm-up of one pass over the
 //                  events (at most --warmup seconds), so that it measures a steady state
 //
+// The process stage also reports the engine's memory: resident set size (/proc/self/statm) just
+// before the engine is created (the events are built by then) and after the stage, and that
+// difference per group.
+//
 // Event time advances by 1000 / --rate ms per event (virtual time: windows fill and expire as
 // in a city sending --rate events/s). Prints a table on stderr and one JSON line on stdout.
 // Reads rules/rule.h (the compiled form, private to rules/) on purpose: it measures its parts.
@@ -27,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "bench/city/city.h"
 #include "rules/engine.h"
 #include "rules/event.h"
@@ -40,6 +46,14 @@ namespace {
 
 namespace vr = vigie::rules;
 using Clock = std::chrono::steady_clock;
+
+// Resident set size of this process in bytes (0 if /proc is unreadable).
+size_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
 
 class CountingSink final : public vr::OutputSink {
  public:
@@ -208,9 +222,10 @@ int main(int argc, char** argv) {
       return passes(matched, evs[i]);
     }));
 
-  size_t groups = 0, warmed = 0;
+  size_t groups = 0, warmed = 0, rss_before = 0, rss_after = 0;
   const bool no_process = !want("process");
   if (!no_process) {
+    rss_before = ResidentBytes();
     vr::FixedOffsetZone tz(3600);
     vr::EngineOptions eopts;
     eopts.tz = &tz;
@@ -232,7 +247,13 @@ int main(int argc, char** argv) {
     }));
     groups = engine.group_count();
     warmed = warm;
+    rss_after = ResidentBytes();
   }
+  const double engine_mib = static_cast<double>(rss_after - std::min(rss_after, rss_before)) /
+                            (1024.0 * 1024.0);
+  const double bytes_per_group =
+      groups == 0 ? 0.0 : static_cast<double>(rss_after - std::min(rss_after, rss_before)) /
+                              static_cast<double>(groups);
 
   std::fprintf(stderr, "  %-12s %12s %14s %12s\n", "stage", "ns/event", "per event", "events");
   for (const Stage& s : stages) {
@@ -241,8 +262,11 @@ int main(int argc, char** argv) {
                  s.per_event, what, s.events);
   }
   if (!no_process)
-    std::fprintf(stderr, "  process: %zu events of warm-up, then %zu groups at the end\n", warmed,
-                 groups);
+    std::fprintf(stderr,
+                 "  process: %zu events of warm-up, then %zu groups at the end; engine RSS "
+                 "%.1f MiB (%.0f bytes/group), process RSS %.1f MiB\n",
+                 warmed, groups, engine_mib, bytes_per_group,
+                 static_cast<double>(rss_after) / (1024.0 * 1024.0));
 
   std::printf(
       "{\"tool\": \"vigie-engine-bench\", \"rules_file\": \"%s\", \"rules\": %zu, "
@@ -255,7 +279,11 @@ int main(int argc, char** argv) {
                 key.c_str(), s.per_event);
   }
   std::printf(", \"checked\": %zu", checked);
-  if (!no_process) std::printf(", \"warmup_events\": %zu, \"groups\": %zu", warmed, groups);
+  if (!no_process)
+    std::printf(", \"warmup_events\": %zu, \"groups\": %zu, \"engine_rss_bytes\": %zu, "
+                "\"bytes_per_group\": %.0f, \"rss_bytes\": %zu",
+                warmed, groups, rss_after - std::min(rss_after, rss_before), bytes_per_group,
+                rss_after);
   std::printf("}\n");
   return 0;
 }
