@@ -557,7 +557,7 @@ struct Engine::Impl {
     g->gvals.reserve(k.vals.size());
     for (const Value& v : k.vals) g->gvals.emplace_back(v);
     const Rule& rr = rs->rules[rule];
-    if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(rr.window, &rr.agg_funcs);
+    if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(&rr.window_layout);
     r.groups.Insert(k.hash, g);
     AdjustGroups(rule, +1);
     return g;
@@ -794,10 +794,10 @@ struct Engine::Impl {
     if (has) {
       std::string_view wb;
       if (!rd.Str(&wb) || r.kind != RuleKind::kWindowed) return false;
-      g->window = Window::Make(r.window, &r.agg_funcs);
+      g->window = Window::Make(&r.window_layout);
       if (!g->window->Deserialize(wb)) return false;
     } else if (r.kind == RuleKind::kWindowed) {
-      g->window = Window::Make(r.window, &r.agg_funcs);
+      g->window = Window::Make(&r.window_layout);
     }
     if (!rd.U8(&has)) return false;
     if (has) {
@@ -927,10 +927,10 @@ struct Engine::Impl {
       if (oi >= 0 && rs->rules[oi].info.fingerprint == next->rules[i].info.fingerprint) {
         nrt[i].groups = std::move(rt[oi].groups);
         kept[oi] = true;
-        // Windows point at their rule's slot list, owned by the RuleSet being replaced.
+        // Windows point at their rule's layout, owned by the RuleSet being replaced.
         nrt[i].groups.ForEach([&](Group* g) {
           g->rule = i;
-          if (g->window) g->window->Rebind(&next->rules[i].agg_funcs);
+          if (g->window) g->window->Rebind(&next->rules[i].window_layout);
         });
       }
     }

@@ -74,6 +74,8 @@ void RuleSet::Finish() {
   for (uint32_t i = 0; i < rules.size(); ++i) {
     Rule& r = rules[i];
     by_name[r.info.name] = static_cast<int>(i);
+    r.window_layout =
+        r.kind == RuleKind::kWindowed ? WindowLayout(r.window, r.agg_funcs) : WindowLayout();
     for (const auto& k : r.on_exact) {
       auto& v = by_kind[k];
       if (v.empty() || v.back() != i) v.push_back(i);

@@ -63,6 +63,8 @@ struct Rule {
   std::vector<ExprPtr> lets;
   std::vector<AggSlot> aggs;
   std::vector<AggFunc> agg_funcs;  // parallel to aggs (what windows are built from)
+  WindowLayout window_layout;      // from window and agg_funcs (built by RuleSet::Finish); the
+                                   // groups' windows point at it
   ExprPtr when;                    // null only for absence rules
   ExprPtr clear_when;
   int64_t for_ms = 0;

@@ -18,7 +18,7 @@
 // doubles per entry ("partials") and combined with the *two-stacks* sliding-window aggregation
 // (in its "lite" in-place form): entries [head, boundary) form the front stack and hold *suffix*
 // aggregates (entry i holds the fold of entries i..boundary-1); entries [boundary, tail) form the
-// back stack and hold their own partial, and `back_` holds the fold of the back stack. The
+// back stack and hold their own partial, and `back` holds the fold of the back stack. The
 // window's value is front[head] ⊕ back_. Popping from an empty front "flips": the back (except
 // the last entry, see below) is turned into suffix aggregates in one backward pass. Every entry is
 // flipped at most once, so Add/Expire cost O(1) amortized; Results is O(slots).
@@ -50,6 +50,12 @@
 //   argument — in particular over an empty window — like min/max/avg ("the others have no value").
 // - Add() with a time earlier than the previous one (the engine guarantees it does not happen) is
 //   treated as the previous time, so leave instants stay ordered.
+//
+// Memory: what every group of a rule shares (spec, slot lists, widths) is in the rule's
+// WindowLayout; a window holds a pointer to it, four sequence numbers, one block with the back
+// aggregate followed by the ring's (last_ts, partials) cells, and — only for rules with first/last
+// or count_distinct — a pointer to the extra state those need. With a handful of numeric slots a
+// window is 64 bytes plus one heap block.
 //
 // Allocation: the ring, the partial arrays and the hash tables grow geometrically and are reused;
 // a warm window does not allocate on Add/Expire for numeric slots. Strings in first/last reuse
@@ -245,11 +251,7 @@ uint32_t NumWidth(AggFunc f) {
   }
 }
 
-struct NumSlot {
-  AggFunc func;
-  uint32_t slot;  // index in the slot vector (args / results)
-  uint32_t off;   // offset in the partial array
-};
+using NumSlot = WindowLayout::NumSlot;
 
 void Identity(const std::vector<NumSlot>& ns, double* p) {
   for (const NumSlot& s : ns) {
@@ -460,165 +462,239 @@ size_t HeapBytes(const std::string& str) { return str.capacity() > 15 ? str.capa
 
 // ---- the window ----
 
-enum class Mode : uint8_t { kSliding, kCount, kAccumulate };
+using Mode = WindowLayout::Mode;
 
-class EntryWindow final : public Window {
- public:
-  void Rebind(const std::vector<AggFunc>* slots) override { slots_ = slots; }
+// first/last and count_distinct state. Most windows (count, sum, avg, min, max) have none, so it
+// lives behind one pointer, allocated only when the layout has such slots.
+struct Extra {
+  std::vector<OwnedValue> fl;                // per ring position × first/last slots
+  std::vector<std::vector<uint64_t>> dlist;  // per ring position × distinct slots
+  std::vector<uint64_t> fl_seq;              // per first/last slot
+  std::vector<HashSeqTable> tables;          // per distinct slot
+  std::vector<bool> overflow;                // per distinct slot
+  size_t extra_bytes = 0;  // heap held by fl strings and dlist vectors (MemoryBytes in O(1))
+};
 
-  EntryWindow(const WindowSpec& spec, const std::vector<AggFunc>* slots) : spec_(spec), slots_(slots) {
-    switch (spec.kind) {
-      case WindowSpec::Kind::kSliding: mode_ = Mode::kSliding; break;
-      case WindowSpec::Kind::kCount: mode_ = Mode::kCount; break;
-      default: mode_ = Mode::kAccumulate; break;
+// Everything that changes; swapped in whole by Deserialize.
+struct State {
+  uint64_t head = 0, boundary = 0, tail = 0;  // seqs: front [head, boundary), back [boundary, tail)
+  uint64_t cap = 0;                           // ring capacity (0 or a power of two)
+  // One block: `width` doubles holding the back-stack aggregate, then per ring position a cell
+  // holding the entry's last_ts (int64 bits) followed by its `width` doubles of partials.
+  std::unique_ptr<double[]> buf;
+  std::unique_ptr<Extra> x;  // null unless the layout has first/last or count_distinct slots
+
+  void Init(const WindowLayout& l) {
+    head = boundary = tail = cap = 0;
+    buf = l.width > 0 ? std::make_unique<double[]>(l.width) : nullptr;
+    x.reset();
+    if (!l.fl.empty() || !l.distinct.empty()) {
+      x = std::make_unique<Extra>();
+      x->fl_seq.assign(l.fl.size(), kNoSeq);
+      x->tables.resize(l.distinct.size());
+      x->overflow.assign(l.distinct.size(), false);
     }
-    duration_ = std::max<int64_t>(0, spec.duration_ms);
-    resolution_ = spec.resolution_ms > 0 ? spec.resolution_ms : DefaultResolution(duration_);
-    max_count_ = static_cast<uint64_t>(std::clamp<int64_t>(spec.count, 1, kMaxCountWindow));
-    for (uint32_t i = 0; i < slots->size(); ++i) {
-      AggFunc f = (*slots)[i];
-      uint32_t w = NumWidth(f);
-      if (w > 0) {
-        num_.push_back({f, i, width_});
-        width_ += w;
-      } else if (f == AggFunc::kFirst || f == AggFunc::kLast) {
-        fl_.push_back({f, i});
-      } else if (f == AggFunc::kCountDistinct) {
-        distinct_.push_back(i);
-      }
-    }
-    st_.Init(width_, fl_.size(), distinct_.size());
-    Identity(num_, st_.back.data());
-    scratch_.assign(width_, 0);
+  }
+  static size_t Doubles(uint32_t width, uint64_t cap) { return width + cap * (width + 1); }
+  uint64_t Pos(uint64_t seq) const { return seq & (cap - 1); }
+  double* Back() { return buf.get(); }
+  const double* Back() const { return buf.get(); }
+  double* Cell(uint64_t pos, uint32_t width) const { return buf.get() + width + pos * (width + 1); }
+  double* Agg(uint64_t pos, uint32_t width) { return Cell(pos, width) + 1; }
+  const double* Agg(uint64_t pos, uint32_t width) const { return Cell(pos, width) + 1; }
+  int64_t Ts(uint64_t pos, uint32_t width) const {
+    int64_t ts;
+    std::memcpy(&ts, Cell(pos, width), sizeof ts);
+    return ts;
+  }
+  void SetTs(uint64_t pos, uint32_t width, int64_t ts) {
+    std::memcpy(Cell(pos, width), &ts, sizeof ts);
   }
 
+  void Grow(const WindowLayout& l) {
+    const uint32_t width = l.width;
+    const size_t nfl = l.fl.size(), nd = l.distinct.size();
+    uint64_t ncap = cap == 0 ? 4 : cap * 2;
+    auto nbuf = std::make_unique_for_overwrite<double[]>(Doubles(width, ncap));
+    std::copy_n(buf.get(), width, nbuf.get());  // the back aggregate
+    uint64_t nmask = ncap - 1;
+    for (uint64_t seq = head; seq < tail; ++seq) {
+      uint64_t o = Pos(seq), p = seq & nmask;
+      std::copy_n(Cell(o, width), width + 1, nbuf.get() + width + p * (width + 1));
+    }
+    if (x != nullptr) {
+      std::vector<OwnedValue> nfls(ncap * nfl);
+      std::vector<std::vector<uint64_t>> ndl(ncap * nd);
+      for (uint64_t seq = head; seq < tail; ++seq) {
+        uint64_t o = Pos(seq), p = seq & nmask;
+        for (size_t i = 0; i < nfl; ++i) nfls[p * nfl + i] = std::move(x->fl[o * nfl + i]);
+        for (size_t i = 0; i < nd; ++i) ndl[p * nd + i] = std::move(x->dlist[o * nd + i]);
+      }
+      x->fl.swap(nfls);
+      x->dlist.swap(ndl);
+    }
+    cap = ncap;
+    buf = std::move(nbuf);
+  }
+};
+
+class EntryWindow : public Window {
+ public:
+  explicit EntryWindow(const WindowLayout* layout) : l_(layout) {
+    st_.Init(*l_);
+    Identity(l_->num, st_.Back());
+  }
+
+  void Rebind(const WindowLayout* layout) override { l_ = layout; }
+
   void Add(int64_t ts, std::span<const Value> args) override {
+    const WindowLayout& l = *l_;
+    const uint32_t width = l.width;
     State& s = st_;
     uint64_t n = s.tail - s.head;
-    if (n > 0) ts = std::max(ts, s.last_ts[s.Pos(s.tail - 1)]);
     bool merge = false;
     if (n > 0) {
-      if (mode_ == Mode::kAccumulate) {
+      int64_t last = s.Ts(s.Pos(s.tail - 1), width);
+      ts = std::max(ts, last);
+      if (l.mode == Mode::kAccumulate) {
         merge = true;
-      } else if (mode_ == Mode::kSliding && n >= kExactEntries) {
-        merge = PaneOf(ts, resolution_) == PaneOf(s.last_ts[s.Pos(s.tail - 1)], resolution_);
+      } else if (l.mode == Mode::kSliding && n >= kExactEntries) {
+        merge = PaneOf(ts, l.resolution) == PaneOf(last, l.resolution);
       }
     }
+    const size_t nfl = l.fl.size(), nd = l.distinct.size();
     if (!merge) {
-      if (n == s.cap) s.Grow(width_, fl_.size(), distinct_.size());
+      if (n == s.cap) s.Grow(l);
       uint64_t pos = s.Pos(s.tail);
-      Identity(num_, s.Agg(pos, width_));
-      for (size_t i = 0; i < fl_.size(); ++i) s.fl[pos * fl_.size() + i].type = Type::kMissing;
-      for (size_t i = 0; i < distinct_.size(); ++i) s.dlist[pos * distinct_.size() + i].clear();
+      Identity(l.num, s.Agg(pos, width));
+      for (size_t i = 0; i < nfl; ++i) s.x->fl[pos * nfl + i].type = Type::kMissing;
+      for (size_t i = 0; i < nd; ++i) s.x->dlist[pos * nd + i].clear();
       ++s.tail;
     }
     uint64_t seq = s.tail - 1;
     uint64_t pos = s.Pos(seq);
-    s.last_ts[pos] = ts;
-    AddEvent(num_, s.Agg(pos, width_), args);
-    AddEvent(num_, s.back.data(), args);
-    for (size_t i = 0; i < fl_.size(); ++i) {
-      uint32_t slot = fl_[i].slot;
+    s.SetTs(pos, width, ts);
+    AddEvent(l.num, s.Agg(pos, width), args);
+    AddEvent(l.num, s.Back(), args);
+    for (size_t i = 0; i < nfl; ++i) {
+      uint32_t slot = l.fl[i].slot;
       if (slot >= args.size() || args[slot].missing()) continue;
-      OwnedValue& v = s.fl[pos * fl_.size() + i];
-      if (fl_[i].func == AggFunc::kLast || v.type == Type::kMissing) {
+      Extra& x = *s.x;
+      OwnedValue& v = x.fl[pos * nfl + i];
+      if (l.fl[i].func == AggFunc::kLast || v.type == Type::kMissing) {
         size_t before = HeapBytes(v.str);
         v.Assign(args[slot]);
-        s.extra_bytes += HeapBytes(v.str) - before;
+        x.extra_bytes += HeapBytes(v.str) - before;
       }
-      if (s.fl_seq[i] == kNoSeq || fl_[i].func == AggFunc::kLast) s.fl_seq[i] = seq;
+      if (x.fl_seq[i] == kNoSeq || l.fl[i].func == AggFunc::kLast) x.fl_seq[i] = seq;
     }
-    for (size_t i = 0; i < distinct_.size(); ++i) {
-      uint32_t slot = distinct_[i];
+    for (size_t i = 0; i < nd; ++i) {
+      uint32_t slot = l.distinct[i];
       if (slot >= args.size() || args[slot].missing()) continue;
+      Extra& x = *s.x;
       uint64_t h = HashValue(args[slot]);
-      HashSeqTable& t = s.tables[i];
+      HashSeqTable& t = x.tables[i];
       uint64_t* at = t.Find(h);
       if (at != nullptr) {
         if (*at == seq) continue;
         *at = seq;
       } else if (t.size() >= kMaxDistinctPerWindow) {
-        s.overflow[i] = true;
+        x.overflow[i] = true;
         continue;
       } else {
         t.Insert(h, seq);
       }
-      if (mode_ != Mode::kAccumulate) {
-        std::vector<uint64_t>& list = s.dlist[pos * distinct_.size() + i];
+      if (l.mode != Mode::kAccumulate) {
+        std::vector<uint64_t>& list = x.dlist[pos * nd + i];
         size_t before = list.capacity();
         list.push_back(h);
-        s.extra_bytes += (list.capacity() - before) * sizeof(uint64_t);
+        x.extra_bytes += (list.capacity() - before) * sizeof(uint64_t);
       }
     }
-    if (mode_ == Mode::kCount) {
-      while (s.tail - s.head > max_count_) Pop();
+    if (l.mode == Mode::kCount) {
+      while (s.tail - s.head > l.max_count) Pop();
     }
   }
 
   bool Expire(int64_t now) override {
-    if (mode_ != Mode::kSliding) return false;
+    const WindowLayout& l = *l_;
+    if (l.mode != Mode::kSliding) return false;
     bool changed = false;
-    while (st_.tail > st_.head && SatAdd(st_.last_ts[st_.Pos(st_.head)], duration_) <= now) {
+    while (st_.tail > st_.head && SatAdd(st_.Ts(st_.Pos(st_.head), l.width), l.duration) <= now) {
       Pop();
       changed = true;
     }
     if (changed && st_.tail == st_.head) {
       // Empty again: the distinct counts are exact again, and a burst's storage goes back.
-      std::fill(st_.overflow.begin(), st_.overflow.end(), false);
+      if (st_.x != nullptr) std::fill(st_.x->overflow.begin(), st_.x->overflow.end(), false);
       if (st_.cap > 4 * kExactEntries) Clear();
     }
     return changed;
   }
 
   int64_t NextExpiry() const override {
-    if (mode_ != Mode::kSliding || st_.tail == st_.head) return kNever;
-    return SatAdd(st_.last_ts[st_.Pos(st_.head)], duration_);
+    if (l_->mode != Mode::kSliding || st_.tail == st_.head) return kNever;
+    return SatAdd(st_.Ts(st_.Pos(st_.head), l_->width), l_->duration);
   }
 
   void Clear() override {
     bool release = st_.cap > 4 * kExactEntries;
-    for (auto& t : st_.tables) release = release || t.capacity() > 1024;
+    if (st_.x != nullptr) {
+      for (auto& t : st_.x->tables) release = release || t.capacity() > 1024;
+    }
     if (release) {
-      st_ = State();
-      st_.Init(width_, fl_.size(), distinct_.size());
+      st_.Init(*l_);
     } else {
       st_.head = st_.tail = st_.boundary = 0;
-      std::fill(st_.fl_seq.begin(), st_.fl_seq.end(), kNoSeq);
-      std::fill(st_.overflow.begin(), st_.overflow.end(), false);
-      for (auto& t : st_.tables) t.Clear(false);
+      if (st_.x != nullptr) {
+        Extra& x = *st_.x;
+        std::fill(x.fl_seq.begin(), x.fl_seq.end(), kNoSeq);
+        std::fill(x.overflow.begin(), x.overflow.end(), false);
+        for (auto& t : x.tables) t.Clear(false);
+      }
     }
-    Identity(num_, st_.back.data());
+    Identity(l_->num, st_.Back());
   }
 
   bool Empty() const override { return st_.tail == st_.head; }
 
   void Results(std::span<Value> out) const override {
+    const WindowLayout& l = *l_;
+    const uint32_t width = l.width;
     const State& s = st_;
-    // Numeric: front[head] ⊕ back. The scratch is a member so Results does not allocate.
-    const double* front = nullptr;
-    if (s.head < s.boundary) front = s.Agg(s.Pos(s.head), width_);
-    const double* total = s.back.data();
-    if (front != nullptr) {
-      Combine(num_, scratch_.data(), front, s.back.data());
-      total = scratch_.data();
+    // Numeric: front[head] ⊕ back, combined on the stack (a local vector only for wide rules).
+    constexpr uint32_t kStackWidth = 32;
+    double stack[kStackWidth];
+    std::vector<double> wide;
+    const double* total = s.Back();
+    if (s.head < s.boundary) {
+      double* tmp = stack;
+      if (width > kStackWidth) {
+        wide.resize(width);
+        tmp = wide.data();
+      }
+      Combine(l.num, tmp, s.Agg(s.Pos(s.head), width), s.Back());
+      total = tmp;
     }
-    for (const NumSlot& ns : num_) {
+    for (const NumSlot& ns : l.num) {
       if (ns.slot < out.size()) out[ns.slot] = NumResult(ns, total);
     }
-    for (size_t i = 0; i < fl_.size(); ++i) {
-      if (fl_[i].slot >= out.size()) continue;
-      out[fl_[i].slot] = s.fl_seq[i] == kNoSeq ? Value::Missing()
-                                               : s.fl[s.Pos(s.fl_seq[i]) * fl_.size() + i].view();
+    const size_t nfl = l.fl.size();
+    for (size_t i = 0; i < nfl; ++i) {
+      if (l.fl[i].slot >= out.size()) continue;
+      uint64_t at = s.x->fl_seq[i];
+      out[l.fl[i].slot] = at == kNoSeq ? Value::Missing() : s.x->fl[s.Pos(at) * nfl + i].view();
     }
-    for (size_t i = 0; i < distinct_.size(); ++i) {
-      if (distinct_[i] >= out.size()) continue;
-      size_t n = s.tables[i].size();
-      out[distinct_[i]] = n == 0 ? Value::Missing() : Value::Number(static_cast<double>(n));
+    for (size_t i = 0; i < l.distinct.size(); ++i) {
+      if (l.distinct[i] >= out.size()) continue;
+      size_t n = s.x->tables[i].size();
+      out[l.distinct[i]] = n == 0 ? Value::Missing() : Value::Number(static_cast<double>(n));
     }
   }
 
   bool DistinctOverflow() const override {
-    for (bool b : st_.overflow) {
+    if (st_.x == nullptr) return false;
+    for (bool b : st_.x->overflow) {
       if (b) return true;
     }
     return false;
@@ -636,34 +712,39 @@ class EntryWindow final : public Window {
   //              newest holder of),
   //   fixed64 checksum of everything before it.
   void Serialize(std::string* out) const override {
+    const WindowLayout& l = *l_;
+    const uint32_t width = l.width;
+    const size_t nfl = l.fl.size(), nd = l.distinct.size();
     const State& s = st_;
     size_t start = out->size();
     out->push_back(static_cast<char>(kFormat));
-    out->push_back(static_cast<char>(spec_.kind));
-    PutZigzag(out, spec_.duration_ms);
-    PutZigzag(out, spec_.count);
-    PutZigzag(out, spec_.resolution_ms);
-    PutVarint(out, slots_->size());
-    for (AggFunc f : *slots_) out->push_back(static_cast<char>(f));
-    for (bool b : s.overflow) out->push_back(b ? 1 : 0);
+    out->push_back(static_cast<char>(l.spec.kind));
+    PutZigzag(out, l.spec.duration_ms);
+    PutZigzag(out, l.spec.count);
+    PutZigzag(out, l.spec.resolution_ms);
+    PutVarint(out, l.slots.size());
+    for (AggFunc f : l.slots) out->push_back(static_cast<char>(f));
+    if (s.x != nullptr) {
+      for (bool b : s.x->overflow) out->push_back(b ? 1 : 0);
+    }
     PutVarint(out, s.tail - s.head);
     PutVarint(out, s.boundary - s.head);
-    for (uint32_t k = 0; k < width_; ++k) PutDouble(out, s.back[k]);
+    for (uint32_t k = 0; k < width; ++k) PutDouble(out, s.Back()[k]);
     int64_t prev = 0;
     for (uint64_t seq = s.head; seq < s.tail; ++seq) {
       uint64_t pos = s.Pos(seq);
-      int64_t ts = s.last_ts[pos];
+      int64_t ts = s.Ts(pos, width);
       if (seq == s.head) PutZigzag(out, ts);
       else PutVarint(out, static_cast<uint64_t>(ts) - static_cast<uint64_t>(prev));
       prev = ts;
-      const double* a = s.Agg(pos, width_);
-      for (uint32_t k = 0; k < width_; ++k) PutDouble(out, a[k]);
-      for (size_t i = 0; i < fl_.size(); ++i) PutOwned(out, s.fl[pos * fl_.size() + i]);
-      for (size_t i = 0; i < distinct_.size(); ++i) {
-        const std::vector<uint64_t>& list = s.dlist[pos * distinct_.size() + i];
-        const HashSeqTable& t = s.tables[i];
+      const double* a = s.Agg(pos, width);
+      for (uint32_t k = 0; k < width; ++k) PutDouble(out, a[k]);
+      for (size_t i = 0; i < nfl; ++i) PutOwned(out, s.x->fl[pos * nfl + i]);
+      for (size_t i = 0; i < nd; ++i) {
+        const std::vector<uint64_t>& list = s.x->dlist[pos * nd + i];
+        const HashSeqTable& t = s.x->tables[i];
         size_t live = 0;
-        if (mode_ == Mode::kAccumulate) {
+        if (l.mode == Mode::kAccumulate) {
           live = t.size();
         } else {
           for (uint64_t h : list) {
@@ -672,7 +753,7 @@ class EntryWindow final : public Window {
           }
         }
         PutVarint(out, live);
-        if (mode_ == Mode::kAccumulate) {
+        if (l.mode == Mode::kAccumulate) {
           // Accumulating windows keep no per-entry lists: the table is the single entry's set,
           // written sorted so that equal windows serialize to equal bytes.
           std::vector<uint64_t> keys;
@@ -692,6 +773,9 @@ class EntryWindow final : public Window {
   }
 
   bool Deserialize(std::string_view in) override {
+    const WindowLayout& l = *l_;
+    const uint32_t width = l.width;
+    const size_t nfl = l.fl.size(), nd = l.distinct.size();
     if (in.size() < 8) return false;
     std::string_view body = in.substr(0, in.size() - 8);
     {
@@ -704,33 +788,33 @@ class EntryWindow final : public Window {
     int64_t duration, count, resolution;
     uint64_t nslots;
     if (!r.Byte(&format) || format != kFormat) return false;
-    if (!r.Byte(&kind) || kind != static_cast<uint8_t>(spec_.kind)) return false;
-    if (!r.Zigzag(&duration) || duration != spec_.duration_ms) return false;
-    if (!r.Zigzag(&count) || count != spec_.count) return false;
-    if (!r.Zigzag(&resolution) || resolution != spec_.resolution_ms) return false;
-    if (!r.Varint(&nslots) || nslots != slots_->size()) return false;
-    for (AggFunc f : *slots_) {
+    if (!r.Byte(&kind) || kind != static_cast<uint8_t>(l.spec.kind)) return false;
+    if (!r.Zigzag(&duration) || duration != l.spec.duration_ms) return false;
+    if (!r.Zigzag(&count) || count != l.spec.count) return false;
+    if (!r.Zigzag(&resolution) || resolution != l.spec.resolution_ms) return false;
+    if (!r.Varint(&nslots) || nslots != l.slots.size()) return false;
+    for (AggFunc f : l.slots) {
       uint8_t b;
       if (!r.Byte(&b) || b != static_cast<uint8_t>(f)) return false;
     }
     State s;
-    s.Init(width_, fl_.size(), distinct_.size());
-    for (size_t i = 0; i < distinct_.size(); ++i) {
+    s.Init(l);
+    for (size_t i = 0; i < nd; ++i) {
       uint8_t b;
       if (!r.Byte(&b) || b > 1) return false;
-      s.overflow[i] = b == 1;
+      s.x->overflow[i] = b == 1;
     }
     uint64_t entries, front;
     if (!r.Varint(&entries) || !r.Varint(&front)) return false;
     // Every entry takes at least one byte: bounds the allocation by the input size.
     if (entries > r.remaining()) return false;
     if (front > 0 && front >= entries) return false;
-    if (mode_ == Mode::kCount && entries > max_count_) return false;
-    if (mode_ == Mode::kAccumulate && (entries > 1 || front != 0)) return false;
-    for (uint32_t k = 0; k < width_; ++k) {
-      if (!r.Double(&s.back[k])) return false;
+    if (l.mode == Mode::kCount && entries > l.max_count) return false;
+    if (l.mode == Mode::kAccumulate && (entries > 1 || front != 0)) return false;
+    for (uint32_t k = 0; k < width; ++k) {
+      if (!r.Double(&s.Back()[k])) return false;
     }
-    while (s.cap < entries) s.Grow(width_, fl_.size(), distinct_.size());
+    while (s.cap < entries) s.Grow(l);
     int64_t prev = 0;
     for (uint64_t seq = 0; seq < entries; ++seq) {
       uint64_t pos = s.Pos(seq);
@@ -744,26 +828,27 @@ class EntryWindow final : public Window {
         if (__builtin_add_overflow(prev, static_cast<int64_t>(delta), &ts)) return false;
       }
       prev = ts;
-      s.last_ts[pos] = ts;
-      double* a = s.Agg(pos, width_);
-      for (uint32_t k = 0; k < width_; ++k) {
+      s.SetTs(pos, width, ts);
+      double* a = s.Agg(pos, width);
+      for (uint32_t k = 0; k < width; ++k) {
         if (!r.Double(&a[k])) return false;
       }
-      for (size_t i = 0; i < fl_.size(); ++i) {
-        if (!GetOwned(&r, &s.fl[pos * fl_.size() + i])) return false;
+      for (size_t i = 0; i < nfl; ++i) {
+        if (!GetOwned(&r, &s.x->fl[pos * nfl + i])) return false;
       }
-      for (size_t i = 0; i < distinct_.size(); ++i) {
+      for (size_t i = 0; i < nd; ++i) {
         uint64_t k;
         if (!r.Varint(&k) || k > r.remaining() / 8) return false;
-        std::vector<uint64_t>& list = s.dlist[pos * distinct_.size() + i];
+        std::vector<uint64_t>& list = s.x->dlist[pos * nd + i];
+        HashSeqTable& t = s.x->tables[i];
         list.clear();
         for (uint64_t j = 0; j < k; ++j) {
           uint64_t h;
           if (!r.Fixed64(&h) || h == 0) return false;
-          if (s.tables[i].Find(h) != nullptr) return false;  // each hash has one newest holder
-          if (s.tables[i].size() >= kMaxDistinctPerWindow) return false;
-          s.tables[i].Insert(h, seq);
-          if (mode_ != Mode::kAccumulate) list.push_back(h);
+          if (t.Find(h) != nullptr) return false;  // each hash has one newest holder
+          if (t.size() >= kMaxDistinctPerWindow) return false;
+          t.Insert(h, seq);
+          if (l.mode != Mode::kAccumulate) list.push_back(h);
         }
       }
       s.tail = seq + 1;
@@ -772,16 +857,19 @@ class EntryWindow final : public Window {
     s.head = 0;
     s.tail = entries;
     s.boundary = front;
-    for (const OwnedValue& v : s.fl) s.extra_bytes += HeapBytes(v.str);
-    for (const auto& l : s.dlist) s.extra_bytes += l.capacity() * sizeof(uint64_t);
-    // first: oldest entry with a value; last: newest (the invariants Add/Pop maintain).
-    for (size_t i = 0; i < fl_.size(); ++i) {
-      s.fl_seq[i] = kNoSeq;
-      for (uint64_t k = 0; k < entries; ++k) {
-        uint64_t seq = fl_[i].func == AggFunc::kFirst ? k : entries - 1 - k;
-        if (s.fl[s.Pos(seq) * fl_.size() + i].type != Type::kMissing) {
-          s.fl_seq[i] = seq;
-          break;
+    if (s.x != nullptr) {
+      Extra& x = *s.x;
+      for (const OwnedValue& v : x.fl) x.extra_bytes += HeapBytes(v.str);
+      for (const auto& list : x.dlist) x.extra_bytes += list.capacity() * sizeof(uint64_t);
+      // first: oldest entry with a value; last: newest (the invariants Add/Pop maintain).
+      for (size_t i = 0; i < nfl; ++i) {
+        x.fl_seq[i] = kNoSeq;
+        for (uint64_t k = 0; k < entries; ++k) {
+          uint64_t seq = l.fl[i].func == AggFunc::kFirst ? k : entries - 1 - k;
+          if (x.fl[s.Pos(seq) * nfl + i].type != Type::kMissing) {
+            x.fl_seq[i] = seq;
+            break;
+          }
         }
       }
     }
@@ -792,90 +880,44 @@ class EntryWindow final : public Window {
   size_t MemoryBytes() const override {
     const State& s = st_;
     size_t bytes = sizeof(*this);
-    bytes += s.last_ts.capacity() * sizeof(int64_t);
-    bytes += (s.aggs.capacity() + s.back.capacity() + scratch_.capacity()) * sizeof(double);
-    bytes += s.fl.capacity() * sizeof(OwnedValue);
-    bytes += s.dlist.capacity() * sizeof(std::vector<uint64_t>);
-    bytes += s.extra_bytes;  // string and distinct-list buffers, kept up to date by Add
-    for (const auto& t : s.tables) bytes += sizeof(HashSeqTable) + t.MemoryBytes();
-    bytes += s.fl_seq.capacity() * sizeof(uint64_t) + s.overflow.capacity();
-    bytes += (num_.capacity() * sizeof(NumSlot)) + fl_.capacity() * sizeof(FlSlot) +
-             distinct_.capacity() * sizeof(uint32_t);
+    if (s.buf != nullptr) bytes += State::Doubles(l_->width, s.cap) * sizeof(double);
+    if (s.x != nullptr) {
+      const Extra& x = *s.x;
+      bytes += sizeof(Extra);
+      bytes += x.fl.capacity() * sizeof(OwnedValue);
+      bytes += x.dlist.capacity() * sizeof(std::vector<uint64_t>);
+      bytes += x.extra_bytes;  // string and distinct-list buffers, kept up to date by Add
+      for (const auto& t : x.tables) bytes += sizeof(HashSeqTable) + t.MemoryBytes();
+      bytes += x.fl_seq.capacity() * sizeof(uint64_t) + x.overflow.capacity() / 8;
+    }
     return bytes;
   }
 
  private:
-  struct FlSlot {
-    AggFunc func;
-    uint32_t slot;
-  };
-
-  // Everything that changes; swapped in whole by Deserialize.
-  struct State {
-    uint64_t head = 0, boundary = 0, tail = 0;  // seqs: front [head, boundary), back [boundary, tail)
-    uint64_t cap = 0;                           // ring capacity (0 or a power of two)
-    std::vector<int64_t> last_ts;               // per ring position
-    std::vector<double> aggs;                   // per ring position × width
-    std::vector<double> back;                   // width
-    std::vector<OwnedValue> fl;                 // per ring position × first/last slots
-    std::vector<std::vector<uint64_t>> dlist;   // per ring position × distinct slots
-    std::vector<uint64_t> fl_seq;               // per first/last slot
-    std::vector<HashSeqTable> tables;           // per distinct slot
-    std::vector<bool> overflow;                 // per distinct slot
-    size_t extra_bytes = 0;  // heap held by fl strings and dlist vectors (MemoryBytes in O(1))
-
-    void Init(uint32_t width, size_t nfl, size_t nd) {
-      back.assign(width, 0);
-      fl_seq.assign(nfl, kNoSeq);
-      tables.resize(nd);
-      overflow.assign(nd, false);
-    }
-    uint64_t Pos(uint64_t seq) const { return seq & (cap - 1); }
-    double* Agg(uint64_t pos, uint32_t width) { return aggs.data() + pos * width; }
-    const double* Agg(uint64_t pos, uint32_t width) const { return aggs.data() + pos * width; }
-
-    void Grow(uint32_t width, size_t nfl, size_t nd) {
-      uint64_t ncap = cap == 0 ? 4 : cap * 2;
-      std::vector<int64_t> nts(ncap);
-      std::vector<double> nagg(ncap * width);
-      std::vector<OwnedValue> nfls(ncap * nfl);
-      std::vector<std::vector<uint64_t>> ndl(ncap * nd);
-      uint64_t nmask = ncap - 1;
-      for (uint64_t seq = head; seq < tail; ++seq) {
-        uint64_t o = Pos(seq), p = seq & nmask;
-        nts[p] = last_ts[o];
-        std::copy_n(aggs.data() + o * width, width, nagg.data() + p * width);
-        for (size_t i = 0; i < nfl; ++i) nfls[p * nfl + i] = std::move(fl[o * nfl + i]);
-        for (size_t i = 0; i < nd; ++i) ndl[p * nd + i] = std::move(dlist[o * nd + i]);
-      }
-      cap = ncap;
-      last_ts.swap(nts);
-      aggs.swap(nagg);
-      fl.swap(nfls);
-      dlist.swap(ndl);
-    }
-  };
-
   // Removes the oldest entry.
   void Pop() {
+    const WindowLayout& l = *l_;
     State& s = st_;
     uint64_t seq = s.head;
     uint64_t pos = s.Pos(seq);
-    for (size_t i = 0; i < distinct_.size(); ++i) {
-      std::vector<uint64_t>& list = s.dlist[pos * distinct_.size() + i];
+    const size_t nfl = l.fl.size(), nd = l.distinct.size();
+    for (size_t i = 0; i < nd; ++i) {
+      std::vector<uint64_t>& list = s.x->dlist[pos * nd + i];
+      HashSeqTable& t = s.x->tables[i];
       for (uint64_t h : list) {
-        uint64_t* at = s.tables[i].Find(h);
-        if (at != nullptr && *at == seq) s.tables[i].Erase(h);
+        uint64_t* at = t.Find(h);
+        if (at != nullptr && *at == seq) t.Erase(h);
       }
       list.clear();
     }
-    for (size_t i = 0; i < fl_.size(); ++i) {
-      if (s.fl_seq[i] != seq) continue;
-      s.fl_seq[i] = kNoSeq;
-      if (fl_[i].func == AggFunc::kFirst) {
+    for (size_t i = 0; i < nfl; ++i) {
+      Extra& x = *s.x;
+      if (x.fl_seq[i] != seq) continue;
+      x.fl_seq[i] = kNoSeq;
+      if (l.fl[i].func == AggFunc::kFirst) {
         for (uint64_t next = seq + 1; next < s.tail; ++next) {
-          if (s.fl[s.Pos(next) * fl_.size() + i].type != Type::kMissing) {
-            s.fl_seq[i] = next;
+          if (x.fl[s.Pos(next) * nfl + i].type != Type::kMissing) {
+            x.fl_seq[i] = next;
             break;
           }
         }
@@ -885,7 +927,7 @@ class EntryWindow final : public Window {
       if (s.tail - s.head >= 2) {
         Flip();
       } else {  // popping the only entry, which sits in the back
-        Identity(num_, s.back.data());
+        Identity(l.num, s.Back());
         s.boundary = s.tail;
       }
     }
@@ -896,32 +938,62 @@ class EntryWindow final : public Window {
   // Front is empty: turns back entries [boundary, tail-1) into suffix aggregates; the last entry
   // stays in the back (events may still merge into it).
   void Flip() {
+    const WindowLayout& l = *l_;
+    const uint32_t width = l.width;
     State& s = st_;
     uint64_t last = s.tail - 1;
-    std::copy_n(s.Agg(s.Pos(last), width_), width_, s.back.data());
+    std::copy_n(s.Agg(s.Pos(last), width), width, s.Back());
     // entry last-1 keeps its own partial (its suffix is itself); earlier ones fold forward.
     for (uint64_t seq = last - 1; seq-- > s.boundary;) {
-      double* a = s.Agg(s.Pos(seq), width_);
-      Combine(num_, a, a, s.Agg(s.Pos(seq + 1), width_));
+      double* a = s.Agg(s.Pos(seq), width);
+      Combine(l.num, a, a, s.Agg(s.Pos(seq + 1), width));
     }
     s.boundary = last;
   }
 
-  WindowSpec spec_;
-  const std::vector<AggFunc>* slots_;
-  Mode mode_;
-  int64_t duration_ = 0;
-  int64_t resolution_ = 1;
-  uint64_t max_count_ = 1;
-  uint32_t width_ = 0;
-  std::vector<NumSlot> num_;
-  std::vector<FlSlot> fl_;
-  std::vector<uint32_t> distinct_;
+  const WindowLayout* l_;  // the rule's (or OwningWindow's), shared by every group of the rule
   State st_;
-  mutable std::vector<double> scratch_;  // Results() combine buffer (width_)
+};
+
+// A window with its own layout (Window::Make from a spec, for tests and tools). The layout is a
+// base so that it is built before the EntryWindow that points at it.
+struct LayoutHolder {
+  LayoutHolder(const WindowSpec& spec, const std::vector<AggFunc>& slots)
+      : own_layout(spec, slots) {}
+  WindowLayout own_layout;
+};
+
+class OwningWindow final : private LayoutHolder, public EntryWindow {
+ public:
+  OwningWindow(const WindowSpec& spec, const std::vector<AggFunc>& slots)
+      : LayoutHolder(spec, slots), EntryWindow(&own_layout) {}
 };
 
 }  // namespace
+
+WindowLayout::WindowLayout(const WindowSpec& s, const std::vector<AggFunc>& funcs)
+    : spec(s), slots(funcs) {
+  switch (spec.kind) {
+    case WindowSpec::Kind::kSliding: mode = Mode::kSliding; break;
+    case WindowSpec::Kind::kCount: mode = Mode::kCount; break;
+    default: mode = Mode::kAccumulate; break;
+  }
+  duration = std::max<int64_t>(0, spec.duration_ms);
+  resolution = spec.resolution_ms > 0 ? spec.resolution_ms : DefaultResolution(duration);
+  max_count = static_cast<uint64_t>(std::clamp<int64_t>(spec.count, 1, kMaxCountWindow));
+  for (uint32_t i = 0; i < slots.size(); ++i) {
+    AggFunc f = slots[i];
+    uint32_t w = NumWidth(f);
+    if (w > 0) {
+      num.push_back({f, i, width});
+      width += w;
+    } else if (f == AggFunc::kFirst || f == AggFunc::kLast) {
+      fl.push_back({f, i});
+    } else if (f == AggFunc::kCountDistinct) {
+      distinct.push_back(i);
+    }
+  }
+}
 
 int64_t DefaultResolution(int64_t duration_ms) {
   static constexpr int64_t kSteps[] = {1000, 500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1};
@@ -931,9 +1003,14 @@ int64_t DefaultResolution(int64_t duration_ms) {
   return 1;
 }
 
+std::unique_ptr<Window> Window::Make(const WindowLayout* layout) {
+  if (layout == nullptr || layout->spec.kind == WindowSpec::Kind::kNone) return nullptr;
+  return std::make_unique<EntryWindow>(layout);
+}
+
 std::unique_ptr<Window> Window::Make(const WindowSpec& spec, const std::vector<AggFunc>* slots) {
   if (spec.kind == WindowSpec::Kind::kNone || slots == nullptr) return nullptr;
-  return std::make_unique<EntryWindow>(spec, slots);
+  return std::make_unique<OwningWindow>(spec, *slots);
 }
 
 }  // namespace vigie::rules

@@ -40,9 +40,43 @@ constexpr int64_t kMaxCountWindow = 100000;        // `count: N` above this is a
 constexpr size_t kMaxDistinctPerWindow = 100000;   // count_distinct stops tracking new values past
                                                    // this and reports the bound (counted)
 
+// What every window of one rule shares: the spec and the slot list, split by kind of aggregate
+// (numeric partials, first/last, count_distinct). Built once per rule (RuleSet::Finish), immutable
+// and read-only afterwards; windows hold a pointer to it instead of a copy each (a million groups
+// must fit in about 1 GiB).
+struct WindowLayout {
+  enum class Mode : uint8_t { kSliding, kCount, kAccumulate };
+  struct NumSlot {
+    AggFunc func;
+    uint32_t slot;  // index in the slot vector (args / results)
+    uint32_t off;   // offset in the partial array
+  };
+  struct FlSlot {
+    AggFunc func;
+    uint32_t slot;
+  };
+
+  WindowLayout() = default;  // kind kNone: no window
+  WindowLayout(const WindowSpec& spec, const std::vector<AggFunc>& slots);
+
+  WindowSpec spec;
+  std::vector<AggFunc> slots;  // as given (what the durable form checks)
+  Mode mode = Mode::kAccumulate;
+  int64_t duration = 0;        // >= 0
+  int64_t resolution = 1;      // sliding pane length, > 0
+  uint64_t max_count = 1;      // count windows: N, clamped to [1, kMaxCountWindow]
+  uint32_t width = 0;          // doubles per numeric partial
+  std::vector<NumSlot> num;
+  std::vector<FlSlot> fl;
+  std::vector<uint32_t> distinct;  // slot indexes of count_distinct
+};
+
 class Window {
  public:
-  // `slots` is owned by the rule and outlives every window built from it.
+  // The engine's form: `layout` is owned by the rule and outlives the window, or until Rebind().
+  // nullptr if the layout's kind is kNone.
+  static std::unique_ptr<Window> Make(const WindowLayout* layout);
+  // Convenience (tests): builds and owns its own layout from `spec` and `*slots` (copied).
   static std::unique_ptr<Window> Make(const WindowSpec& spec, const std::vector<AggFunc>* slots);
   virtual ~Window() = default;
 
@@ -65,12 +99,13 @@ class Window {
   // Durable form (stable across versions of the binary that share the format byte).
   virtual void Serialize(std::string* out) const = 0;
   virtual bool Deserialize(std::string_view in) = 0;
-  // Approximate heap bytes held (per-rule state gauges).
+  // Approximate heap bytes held by this window (per-rule state gauges); the shared layout is
+  // not counted.
   virtual size_t MemoryBytes() const = 0;
 
-  // Points the window at another, identical slot list (after a reload kept its rule: the old
-  // RuleSet that owned the previous list is about to be freed).
-  virtual void Rebind(const std::vector<AggFunc>* slots) = 0;
+  // Points the window at another, identical layout (after a reload kept its rule: the old
+  // RuleSet that owned the previous layout is about to be freed).
+  virtual void Rebind(const WindowLayout* layout) = 0;
 };
 
 }  // namespace vigie::rules

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <algorithm>
 #include <string>
@@ -763,6 +764,138 @@ TEST_CASE("window: serialized form starts with the format byte and the window ki
   std::string empty;
   Window::Make(Sliding(1'000), &kPropSlots)->Serialize(&empty);
   CHECK(empty.size() < 200);
+}
+
+
+// Bytes written by the window code before WindowLayout (commit 9af5557): the durable form is in
+// RocksDB, so the same events must still give these bytes and these bytes must still load.
+const std::vector<AggFunc> kGoldenSlots = {AggFunc::kCount, AggFunc::kFirst, AggFunc::kAvg,
+                                           AggFunc::kCountDistinct, AggFunc::kLast, AggFunc::kMax,
+                                           AggFunc::kStddev};
+std::string Golden(bool sliding) {
+  const char* hex = sliding ?
+      "0101a09c0100000700050208060407000704000000000000084000000000000000400000000000803a400000"
+      "0000000000400000000000002d4000000000000000400000000000802a400000000000000940c03e00000000"
+      "00001040000000000000f03f0000000000001240000000000000f03f0000000000001240000000000000f03f"
+      "0000000000001240000000000000000002226120737472696e67206c6f6e676572207468616e207369787465"
+      "656e20627974657302226120737472696e67206c6f6e676572207468616e207369787465656e206279746573"
+      "00dc0b0000000000000840000000000000f03f0000000000001240000000000000f03f000000000000124000"
+      "0000000000f03f000000000000124000000000000000000100000000000012400100000000000012400136f9"
+      "30c9f4fe0028dc0b000000000000004000000000000000000000000000000000000000000000000000000000"
+      "0000f0ff0000000000000000000000000000000000000000000000000301030101c8f439bd297b5431dc0b00"
+      "0000000000f03f000000000000000000000000000000000000000000000000000000000000f0ff0000000000"
+      "0000000000000000000000000000000000000002226120737472696e67206c6f6e676572207468616e207369"
+      "787465656e20627974657302226120737472696e67206c6f6e676572207468616e207369787465656e206279"
+      "74657300dc0b000000000000f03f000000000000f03f0000000000002840000000000000f03f000000000000"
+      "2840000000000000f03f00000000000028400000000000000000010000000000002840010000000000002840"
+      "018e625bc1ce222fb0dc0b000000000000f03f000000000000f03f0000000000002d40000000000000f03f00"
+      "00000000002d40000000000000f03f0000000000002d400000000000000000010000000000002d4001000000"
+      "0000002d4001a8f99af47c6a12d4dc0b000000000000f03f0000000000000000000000000000000000000000"
+      "00000000000000000000f0ff0000000000000000000000000000000000000000000000000222612073747269"
+      "6e67206c6f6e676572207468616e207369787465656e20627974657302226120737472696e67206c6f6e6765"
+      "72207468616e207369787465656e20627974657301b8909b87048448e7cec7432b0a3ba310"
+      :
+      "01040008000700050208060407000403000000000000f03f0000000000000000000000000000000000000000"
+      "00000000000000000000f0ff000000000000000000000000000000000000000000000000e884010000000000"
+      "00084000000000000000400000000000803a4000000000000000400000000000002d40000000000000004000"
+      "00000000802a40000000000000094002226120737472696e67206c6f6e676572207468616e20736978746565"
+      "6e20627974657302226120737472696e67206c6f6e676572207468616e207369787465656e20627974657300"
+      "dc0b000000000000004000000000000000400000000000803a4000000000000000400000000000002d400000"
+      "0000000000400000000000802a400000000000000940010000000000002840010000000000002840018e625b"
+      "c1ce222fb0dc0b000000000000f03f000000000000f03f0000000000002d40000000000000f03f0000000000"
+      "002d40000000000000f03f0000000000002d400000000000000000010000000000002d40010000000000002d"
+      "4001a8f99af47c6a12d4dc0b000000000000f03f000000000000000000000000000000000000000000000000"
+      "000000000000f0ff00000000000000000000000000000000000000000000000002226120737472696e67206c"
+      "6f6e676572207468616e207369787465656e20627974657302226120737472696e67206c6f6e676572207468"
+      "616e207369787465656e20627974657301b8909b87048448e731f1f11981327c07";
+  std::string out;
+  for (size_t i = 0; hex[i] != 0 && hex[i + 1] != 0; i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+TEST_CASE("window: the durable form is unchanged (golden bytes) and still loads", "[window]") {
+  for (bool sliding : {true, false}) {
+    INFO("sliding " << sliding);
+    WindowSpec spec = sliding ? Sliding(10'000) : CountSpec(4);
+    auto w = Window::Make(spec, &kGoldenSlots);
+    const char* names[] = {"lamp-1", "lamp-2", "a string longer than sixteen bytes"};
+    for (int i = 0; i < 9; ++i) {
+      int64_t t = 1'000 + i * 1'500;
+      Value v = i % 3 == 2 ? S(names[i % 3]) : i == 4 ? B(true) : N(i * 2.5 - 3);
+      std::vector<Value> args(kGoldenSlots.size(), v);
+      args[0] = M();
+      w->Expire(t);
+      w->Add(t, args);
+    }
+    std::string bytes;
+    w->Serialize(&bytes);
+    CHECK(bytes == Golden(sliding));
+    auto loaded = Window::Make(spec, &kGoldenSlots);
+    REQUIRE(loaded->Deserialize(Golden(sliding)));
+    std::string again;
+    loaded->Serialize(&again);
+    CHECK(again == Golden(sliding));
+    CHECK(Results(*loaded, kGoldenSlots.size()) == Results(*w, kGoldenSlots.size()));
+  }
+}
+
+TEST_CASE("window: windows share their rule's layout; Rebind moves them to an identical one", "[window]") {
+  WindowSpec spec = Sliding(5'000);
+  auto first = std::make_unique<WindowLayout>(spec, kAll);
+  auto shared = Window::Make(first.get());
+  auto owning = Window::Make(spec, &kAll);
+  REQUIRE(shared);
+  CHECK(Window::Make(nullptr) == nullptr);
+  WindowLayout none;
+  CHECK(Window::Make(&none) == nullptr);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 400; ++i) {
+    int64_t t = i * 100;
+    if (i == 200) {
+      // A reload kept the rule: the new RuleSet's layout replaces the old one, which is freed.
+      auto second = std::make_unique<WindowLayout>(spec, kAll);
+      shared->Rebind(second.get());
+      first = std::move(second);
+    }
+    std::string text = std::to_string(rng() % 9);
+    Value v = rng() % 4 == 0 ? S(text) : N(static_cast<double>(rng() % 50));
+    shared->Expire(t);
+    owning->Expire(t);
+    AddAll(*shared, t, v);
+    AddAll(*owning, t, v);
+    REQUIRE(Results(*shared, kAll.size()) == Results(*owning, kAll.size()));
+  }
+  std::string a, b;
+  shared->Serialize(&a);
+  owning->Serialize(&b);
+  CHECK(a == b);
+}
+
+TEST_CASE("window: numeric-only windows stay small; wide rules still combine correctly", "[window]") {
+  // Count/avg windows carry no first/last or count_distinct state: the window object plus one
+  // block (back aggregate + ring) is all they hold.
+  std::vector<AggFunc> small = {AggFunc::kCount, AggFunc::kAvg};
+  auto w = Window::Make(Sliding(60'000), &small);
+  CHECK(w->MemoryBytes() <= 128);
+  // More than 32 doubles of partials: Results combines in a local buffer instead of the stack.
+  std::vector<AggFunc> wide(12, AggFunc::kStddev);
+  std::vector<AggFunc> one = {AggFunc::kStddev};
+  auto ww = Window::Make(Sliding(1'000), &wide);
+  auto w1 = Window::Make(Sliding(1'000), &one);
+  for (int i = 0; i < 100; ++i) {
+    int64_t t = i * 37;
+    std::vector<Value> args(wide.size(), N(i % 7));
+    ww->Expire(t);
+    w1->Expire(t);
+    ww->Add(t, args);
+    w1->Add(t, std::span<const Value>(args.data(), 1));
+    std::string r1 = Results(*w1, 1);
+    std::vector<Value> out(wide.size());
+    ww->Results(out);
+    for (const Value& v : out) REQUIRE(Render(v) == r1);
+  }
 }
 
 }  // namespace
