@@ -3,9 +3,11 @@
 p99.9 < 5 ms at half the maximum rate).
 
   bench/latency.py RULES --rate 120000 [--seconds 10] [--warmup 3] [--devices 100000]
+                   [--batch 256] [--checkpoint 1s] [--shards 2]
 
 Starts build/daemon/vigie (BUILD_DIR to change) on free loopback ports with a temporary state
-dir, 2 shards and checkpoint_interval 1s, sends FlatBuffers batches of 256 from vigie-load at
+dir, 2 shards and checkpoint_interval 1s (--shards, --checkpoint; 1h = no checkpoint during the
+run, to isolate its share), sends FlatBuffers batches of 256 (--batch) from vigie-load at
 --rate events/s, and reads `vigie_event_latency_seconds` (ingest -> processed, per event) from
 /metrics after a warm-up and at the end: p50/p99/p99.9 over the measured interval, interpolated
 within the histogram's buckets (0.1, 0.25, 0.5, 1, 2.5, 5 ms ...), as Prometheus'
@@ -35,6 +37,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=3, help="seconds sent before measuring")
     ap.add_argument("--devices", type=int, default=100000)
     ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=256, help="events per message")
+    ap.add_argument("--checkpoint", default="1s", help="checkpoint_interval of the daemon")
     args = ap.parse_args()
     build = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
     ports = [bench.free_port() for _ in range(4)]
@@ -44,7 +48,7 @@ def main():
             f.write(f"""rules: {os.path.abspath(args.rules)}
 state_dir: {tmp}/state
 shards: {args.shards}
-checkpoint_interval: 1s
+checkpoint_interval: {args.checkpoint}
 sources:
   - {{type: zmq, socket: pull, bind: "tcp://127.0.0.1:{ports[0]}"}}
 sinks:
@@ -70,7 +74,8 @@ http: {{listen: "127.0.0.1:{ports[3]}"}}
             load = subprocess.Popen(
                 [os.path.join(build, "bench", "vigie-load"), "--endpoint",
                  f"tcp://127.0.0.1:{ports[0]}", "--rate", str(args.rate), "--duration",
-                 str(args.warmup + args.seconds + 1), "--devices", str(args.devices)],
+                 str(args.warmup + args.seconds + 1), "--devices", str(args.devices),
+                 "--batch", str(args.batch)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(args.warmup)
             a = bench.scrape(url)
@@ -87,6 +92,7 @@ http: {{listen: "127.0.0.1:{ports[3]}"}}
         processed = (b["sums"].get("vigie_events_processed_total", 0)
                      - a["sums"].get("vigie_events_processed_total", 0)) / dt
         res = {"tool": "latency", "rules": args.rules, "offered_eps": args.rate,
+               "batch": args.batch, "checkpoint": args.checkpoint, "shards": args.shards,
                "processed_eps": round(processed)}
         for q in (0.5, 0.99, 0.999):
             v = bench.quantile(q, a["buckets"], b["buckets"])

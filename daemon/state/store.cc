@@ -97,6 +97,12 @@ std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
   table.block_cache = rocksdb::NewLRUCache(32 << 20);
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
+  // RocksDB's flushes and compactions are bursts of CPU (sorting and writing a 16 MiB memtable)
+  // that must not take the cores from the shards: at the lowest CPU priority they run on what
+  // the event path leaves. (Process-wide: the default Env's pools serve every store.)
+  opts.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
+  opts.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
+
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, dir, &raw);
   if (!s.ok()) {
