@@ -67,6 +67,7 @@ struct World {
   std::atomic<bool> gate_open{true};            // events with "stall" wait for it
   std::atomic<int> stalled{0};                  // shard threads waiting at the gate
   std::atomic<int64_t> advanced_to{INT64_MIN};  // last AdvanceTo argument (any shard)
+  ManualClock* clock = nullptr;                 // events with "cost_ms" advance it (Process)
 };
 
 class FakeEngine final : public ShardEngine {
@@ -95,6 +96,9 @@ class FakeEngine final : public ShardEngine {
       w_->stalled.fetch_add(1);
       while (!w_->gate_open.load()) std::this_thread::yield();
       w_->stalled.fetch_sub(1);
+    }
+    if (ev.Has("cost_ms") && w_->clock != nullptr) {
+      w_->clock->AdvanceMs(static_cast<int64_t>(Num(ev, "cost_ms")));
     }
     rules::RuleStats::Add(stats_.evaluations);
     devices_.insert(Str(ev, "device"));
@@ -189,6 +193,7 @@ struct Fixture {
   explicit Fixture(PipelineOptions opts, int64_t now_ms = 1000000,
                    OutputDispatcher::SeqFn next_seq = nullptr)
       : clock(now_ms, 1), world(opts.shards) {
+    world.clock = &clock;
     PipelineDeps deps;
     deps.clock = &clock;
     deps.engine_factory = [this](int i, int, std::shared_ptr<const rules::RuleSet>) {
@@ -453,6 +458,30 @@ TEST_CASE("pipeline: the manual clock drives timers, lateness and clamping",
   CHECK(f.world.logs[0][2] == "ev a n=3 t=10000 v=0");
   CHECK(f.pipeline->shard(0).stats().late.load() == 1);
   CHECK(f.pipeline->shard(0).stats().future.load() == 1);
+}
+
+TEST_CASE("pipeline: each event's latency runs to the end of its own processing",
+          "[pipeline]") {
+  Fixture f(Opts(1));
+  f.pipeline->Start();
+  auto consumer = f.pipeline->NewConsumer();
+  EventBuffer msg;
+  const int64_t ingest = f.clock.SteadyNs();
+  for (int i = 1; i <= 3; ++i) {  // one batch; each event takes 2 ms of (manual) time
+    msg.Push(MakeEvent(1000, "a", 1, {{"n", i}, {"cost_ms", 2}}));
+    msg.back().ingest_ns = ingest;
+  }
+  Event copy = MakeEvent(1000, "b", 1, {{"n", 4}, {"cost_ms", 2}});
+  copy.ingest_ns = ingest;
+  copy.is_copy = true;  // counted where its original goes, not here
+  msg.Push(copy);
+  REQUIRE(consumer->Consume(msg));
+  REQUIRE(WaitUntil([&] { return f.pipeline->shard(0).stats().batches.load() == 1; }));
+  f.pipeline->Stop();
+  const HistogramSnapshot h = f.pipeline->shard(0).stats().latency.Snapshot();
+  CHECK(h.buckets.back() == 3);           // the copy is not observed
+  CHECK(h.sum == Approx(0.012));          // 2 + 4 + 6 ms, not 3 x 6 (the end of the batch)
+  CHECK(f.pipeline->shard(0).stats().processed.load() == 3);
 }
 
 TEST_CASE("pipeline: outputs of all shards get consecutive seq", "[pipeline][concurrency]") {
