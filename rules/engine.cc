@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <queue>
+#include <type_traits>
 #include <unordered_map>
 
 #include "rules/bytes.h"
@@ -74,31 +75,82 @@ struct FiringAlert {
   std::vector<std::pair<std::string, std::string>> labels;
 };
 
+// What only some groups need, allocated on first use: the group_by values when they are not just
+// the key (numbers, booleans, several fields), and the alerts an active group will resolve.
+struct GroupCold {
+  std::vector<OwnedValue> gvals;
+  std::vector<FiringAlert> firing;
+};
+
+// One rule's state for one group key. A million of these must fit in well under 1 GiB with their
+// windows, so the layout is deliberate: the event path touches everything up to `last_event`,
+// which lies in the first 128 bytes (the two cache lines GroupTable::PrefetchElement fetches);
+// what only activations, templates and checkpoints read comes after or behind `cold`. The group's
+// hash is not kept (the table's slot has it; an eviction, rare, hashes the key again). For the
+// usual single string group_by (`device`) the one group value is the key itself: it is not stored
+// again (`gval_is_key`; read it through GroupValue).
 struct Group {
   std::string key;
-  uint64_t hash = 0;  // Fnv1a(key): the shard and the table slot
-  std::vector<OwnedValue> gvals;
   uint32_t rule = 0;
+  int heap_refs = 0;  // timer entries that point at this group
   bool active = false;
   bool pending = false;
   bool dirty = false;
   bool in_dirty_list = false;
   bool in_changed_list = false;  // its active flag changed since the last TakeChanged/TakeDirty
   bool zombie = false;
+  bool gval_is_key = false;  // group_by has one field, and its value is the string `key`
+  int64_t last_activity = 0;
+  int64_t heap_due = kNever;  // the instant of its live timer entry
+  std::unique_ptr<Window> window;
   int64_t pending_due = kNever;
   int64_t last_seen = 0;
-  int64_t last_activity = 0;
   int64_t period_end = kNever;
   int64_t session_end = kNever;
   int64_t absence_due = kNever;
-  std::unique_ptr<Window> window;
-  std::vector<FiringAlert> firing;
   std::unique_ptr<Event> last_event;
-  // timer bookkeeping
-  int64_t heap_due = kNever;
-  int heap_refs = 0;
+  std::unique_ptr<GroupCold> cold;
   uint32_t stored_bytes = 0;  // size of its last checkpointed form (vigie_rule_state_bytes)
 };
+// 136 bytes with libstdc++ (a 144-byte malloc chunk; it was 184 bytes, a 192-byte chunk, plus a
+// 64-byte chunk for the group value): keep it from growing unnoticed.
+static_assert(sizeof(Group) <= 136, "Group grew: see the layout note above");
+
+GroupCold& Cold(Group* g) {
+  if (!g->cold) g->cold = std::make_unique<GroupCold>();
+  return *g->cold;
+}
+
+size_t GroupValueCount(const Group* g) {
+  if (g->gval_is_key) return 1;
+  return g->cold ? g->cold->gvals.size() : 0;
+}
+
+// The group's i-th group_by value (i < GroupValueCount(g)).
+Value GroupValue(const Group* g, size_t i) {
+  if (g->gval_is_key) return Value::String(g->key);
+  return g->cold->gvals[i].view();
+}
+
+// Sets the group's values (its key already set): not stored when they are the key itself.
+template <class V>
+void SetGroupValues(Group* g, const std::vector<V>& vals) {
+  auto view = [](const V& v) -> Value {
+    if constexpr (std::is_same_v<V, Value>) return v;
+    else return v.view();
+  };
+  if (vals.size() == 1 && view(vals[0]).is_string() && view(vals[0]).str == g->key) {
+    g->gval_is_key = true;
+    if (g->cold) g->cold->gvals.clear();
+    return;
+  }
+  g->gval_is_key = false;
+  if (vals.empty() && !g->cold) return;
+  auto& gv = Cold(g).gvals;
+  gv.clear();
+  gv.reserve(vals.size());
+  for (const V& v : vals) gv.emplace_back(view(v));
+}
 
 struct TimerEntry {
   int64_t due;
@@ -299,8 +351,9 @@ struct Engine::Impl {
   // ---- evaluation ----------------------------------------------------------------------------
 
   void FillGroupView(const Group* g) {
-    gview.resize(g->gvals.size());
-    for (size_t i = 0; i < g->gvals.size(); ++i) gview[i] = g->gvals[i].view();
+    const size_t n = GroupValueCount(g);
+    gview.resize(n);
+    for (size_t i = 0; i < n; ++i) gview[i] = GroupValue(g, i);
   }
 
   // Prepares ctx for `when` at instant T: group values, aggregates, lets.
@@ -363,7 +416,7 @@ struct Engine::Impl {
     for (const auto& p : t.parts) {
       switch (p.kind) {
         case Template::Part::Kind::kLiteral: s->append(p.text); break;
-        case Template::Part::Kind::kGroup: AppendText(s, g->gvals[p.index].view()); break;
+        case Template::Part::Kind::kGroup: AppendText(s, GroupValue(g, p.index)); break;
         case Template::Part::Kind::kLet: AppendText(s, ctx.lets[p.index]); break;
         case Template::Part::Kind::kRule: s->append(r.info.name); break;
         case Template::Part::Kind::kKey: s->append(g->key); break;
@@ -410,7 +463,7 @@ struct Engine::Impl {
           RenderTemplate(t, g, ev, ctx, &v);
           o.labels.emplace_back(name, std::move(v));
         }
-        if (record_firing) g->firing.push_back(FiringAlert{o.severity, o.summary, o.labels});
+        if (record_firing) Cold(g).firing.push_back(FiringAlert{o.severity, o.summary, o.labels});
       }
       out.Emit(std::move(o));
     }
@@ -431,7 +484,7 @@ struct Engine::Impl {
     RuleStats& st = St(g->rule);
     RuleStats::Add(st.activations);
     st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    g->firing.clear();
+    if (g->cold) g->cold->firing.clear();
     RunActions(rs->rules[g->rule].then, g, T, ev, ctx, true, out);
     MarkDirty(g);
   }
@@ -443,20 +496,22 @@ struct Engine::Impl {
     RuleStats& st = St(g->rule);
     RuleStats::Add(st.deactivations);
     st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    for (FiringAlert& f : g->firing) {
-      Output o;
-      o.type = OutputType::kAlert;
-      o.ts_ms = T;
-      o.ingest_ns = ev ? ev->ingest_ns : 0;
-      o.rule = r.info.name;
-      o.key = g->key;
-      o.state = "resolved";
-      o.severity = std::move(f.severity);
-      o.summary = std::move(f.summary);
-      o.labels = std::move(f.labels);
-      out.Emit(std::move(o));
+    if (g->cold) {
+      for (FiringAlert& f : g->cold->firing) {
+        Output o;
+        o.type = OutputType::kAlert;
+        o.ts_ms = T;
+        o.ingest_ns = ev ? ev->ingest_ns : 0;
+        o.rule = r.info.name;
+        o.key = g->key;
+        o.state = "resolved";
+        o.severity = std::move(f.severity);
+        o.summary = std::move(f.summary);
+        o.labels = std::move(f.labels);
+        out.Emit(std::move(o));
+      }
+      g->cold->firing.clear();
     }
-    g->firing.clear();
     RunActions(r.otherwise, g, T, ev, ctx, false, out);
     MarkDirty(g);
   }
@@ -529,7 +584,7 @@ struct Engine::Impl {
 
   void Evict(Group* g) {
     RuleRt& r = rt[g->rule];
-    if (!r.groups.Erase(g->hash, g)) return;
+    if (!r.groups.Erase(Fnv1a(g->key), g)) return;
     std::string k;
     StateKey(g, &k);
     pending_deletes.push_back(std::move(k));
@@ -552,10 +607,8 @@ struct Engine::Impl {
     if (Group* g = r.groups.Find(k.hash, k.key)) return g;
     auto* g = new Group();
     g->key = k.key;
-    g->hash = k.hash;
     g->rule = rule;
-    g->gvals.reserve(k.vals.size());
-    for (const Value& v : k.vals) g->gvals.emplace_back(v);
+    SetGroupValues(g, k.vals);
     const Rule& rr = rs->rules[rule];
     if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(&rr.window_layout);
     r.groups.Insert(k.hash, g);
@@ -717,16 +770,19 @@ struct Engine::Impl {
     w.I64(g->period_end == kNever ? -1 : g->period_end);
     w.I64(g->session_end == kNever ? -1 : g->session_end);
     w.I64(g->absence_due == kNever ? -1 : g->absence_due);
-    w.Var(g->gvals.size());
-    for (const auto& v : g->gvals) w.Val(v.view());
-    w.Var(g->firing.size());
-    for (const auto& f : g->firing) {
-      w.Str(f.severity);
-      w.Str(f.summary);
-      w.Var(f.labels.size());
-      for (const auto& [k, v] : f.labels) {
-        w.Str(k);
-        w.Str(v);
+    const size_t nv = GroupValueCount(g);
+    w.Var(nv);
+    for (size_t i = 0; i < nv; ++i) w.Val(GroupValue(g, i));
+    w.Var(g->cold ? g->cold->firing.size() : 0);
+    if (g->cold) {
+      for (const auto& f : g->cold->firing) {
+        w.Str(f.severity);
+        w.Str(f.summary);
+        w.Var(f.labels.size());
+        for (const auto& [k, v] : f.labels) {
+          w.Str(k);
+          w.Str(v);
+        }
       }
     }
     if (g->window) {
@@ -777,12 +833,14 @@ struct Engine::Impl {
     g->absence_due = NeverIfNeg(v);
     uint64_t n;
     if (!rd.Var(&n) || n != r.group_by.size()) return false;
-    g->gvals.resize(n);
-    for (auto& gv : g->gvals)
+    std::vector<OwnedValue> gvals(n);
+    for (auto& gv : gvals)
       if (!rd.Val(&gv)) return false;
+    SetGroupValues(g, gvals);
     if (!rd.Var(&n) || n > 1000) return false;
-    g->firing.resize(n);
-    for (auto& f : g->firing) {
+    if (n > 0) Cold(g).firing.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      FiringAlert& f = g->cold->firing[i];
       uint64_t nl;
       if (!rd.Str(&f.severity) || !rd.Str(&f.summary) || !rd.Var(&nl) || nl > 10000) return false;
       f.labels.resize(nl);
@@ -1066,7 +1124,6 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   const uint64_t h = Fnv1a(gkey);
   if (r.groups.Find(h, gkey)) return false;
   Group* raw = g.release();
-  raw->hash = h;
   r.groups.Insert(h, raw);
   m.AdjustGroups(static_cast<uint32_t>(idx), +1);
   m.SetStoredBytes(raw, key.size() + value.size());

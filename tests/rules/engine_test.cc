@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 
+#include "rules/bytes.h"
 #include "rules/engine.h"
 #include "tests/rules/test_support.h"
 
@@ -802,4 +803,171 @@ TEST_CASE("engine: empty tumbling periods of a clock-reading rule are each evalu
                                    "02:00:00.000 night d cmd n/d on",
                                    "03:00:00.000 night d cmd n/d off",
                                });
+}
+
+TEST_CASE("engine state: group values of every shape round-trip and render alike (single string "
+          "group_by, number, boolean, several fields)", "[engine][state][groups]") {
+  // A group does not store its one group_by value when it is the string key itself; every other
+  // shape is stored. Both must write the same state bytes, restore to the same group, and render
+  // {field} and {key} alike, including from an absence timer, whose outputs see only the group.
+  auto rs = MustCompile(R"(rules:
+  - name: by-device
+    on: m
+    when: v > 1
+    then:
+      - alert: {severity: warning, summary: "D {device} v={v} k={key}", labels: {g: "{device}"}}
+    otherwise:
+      - command: {target: "d/{device}", action: calm, k: "{key}"}
+  - name: by-line
+    on: m
+    group_by: line
+    when: v > 1
+    then:
+      - alert: {severity: warning, summary: "L {line} k={key}"}
+    otherwise:
+      - command: {target: "l/{line}", action: calm}
+  - name: by-pair
+    on: m
+    group_by: [zone, device]
+    when: v > 1
+    then:
+      - alert: {severity: warning, summary: "P {zone} {device} k={key}"}
+    otherwise:
+      - command: {target: "p/{zone}/{device}", action: calm}
+  - name: quiet-dev
+    on: m
+    absent_for: 1m
+    then:
+      - command: {target: "q/{device}", action: silent, k: "{key}"}
+  - name: quiet-line
+    on: m
+    group_by: line
+    absent_for: 1m
+    then:
+      - command: {target: "q/{line}", action: silent, k: "{key}"}
+  - name: quiet-flag
+    on: m
+    group_by: flag
+    absent_for: 1m
+    then:
+      - command: {target: "q/{flag}", action: silent, k: "{key}"}
+  - name: quiet-pair
+    on: m
+    group_by: [zone, line]
+    absent_for: 1m
+    then:
+      - command: {target: "q/{zone}/{line}", action: silent, k: "{key}"}
+)");
+  FixedOffsetZone tz(3600);
+  // device "7" (a string) and line 7 (a number) have the same key "7": only the string is the key.
+  auto first = [] {
+    return MakeEvent(kT0, "m", {{"device", "7"}, {"line", 7}, {"flag", true}, {"zone", "z1"}, {"v", 2}});
+  };
+  Engine e1(rs, Opts(&tz));
+  Collect o1;
+  e1.Process(first(), kT0, o1);
+  CHECK(BriefAll(o1.outs) == std::vector<std::string>{
+                                 "21:00:00.000 by-device 7 alert firing warning D 7 v=2 k=7",
+                                 "21:00:00.000 by-line 7 alert firing warning L 7 k=7",
+                                 "21:00:00.000 by-pair z1/7 alert firing warning P z1 7 k=z1/7",
+                             });
+  StateDelta d;
+  e1.TakeAll(&d);
+  Store store;
+  store.Apply(d);
+  REQUIRE(store.kv.size() == 7);
+
+  // The durable form, byte for byte (format 1): flags, deadlines, the group values with their
+  // types, the firing alerts, no window, no last event.
+  auto stateless = [&](const std::string& rule, const std::vector<Value>& vals,
+                       const std::string& summary,
+                       const std::vector<std::pair<std::string, std::string>>& labels) {
+    std::string b;
+    ByteWriter w(&b);
+    w.U8(1);
+    w.Fixed64(GetRuleInfo(*rs, rs->FindRule(rule)).fingerprint);
+    w.U8(1);       // active
+    w.I64(-1);     // pending_due
+    w.I64(0);      // last_seen
+    w.I64(kT0);    // last_activity
+    w.I64(-1);     // period_end
+    w.I64(-1);     // session_end
+    w.I64(-1);     // absence_due
+    w.Var(vals.size());
+    for (const Value& v : vals) w.Val(v);
+    w.Var(1);
+    w.Str("warning");
+    w.Str(summary);
+    w.Var(labels.size());
+    for (const auto& [k, v] : labels) {
+      w.Str(k);
+      w.Str(v);
+    }
+    w.U8(0);
+    w.U8(0);
+    return b;
+  };
+  CHECK(store.kv[StateKey(*rs, "by-device", "7")] ==
+        stateless("by-device", {Value::String("7")}, "D 7 v=2 k=7", {{"g", "7"}}));
+  CHECK(store.kv[StateKey(*rs, "by-line", "7")] ==
+        stateless("by-line", {Value::Number(7)}, "L 7 k=7", {}));
+  CHECK(store.kv[StateKey(*rs, "by-pair", "z1/7")] ==
+        stateless("by-pair", {Value::String("z1"), Value::String("7")}, "P z1 7 k=z1/7", {}));
+  {
+    std::string b;
+    ByteWriter w(&b);
+    w.U8(1);
+    w.Fixed64(GetRuleInfo(*rs, rs->FindRule("quiet-flag")).fingerprint);
+    w.U8(0);
+    w.I64(-1);
+    w.I64(kT0);
+    w.I64(kT0);
+    w.I64(-1);
+    w.I64(-1);
+    w.I64(kT0 + kMin);
+    w.Var(1);
+    w.Val(Value::Bool(true));
+    w.Var(0);
+    w.U8(0);
+    w.U8(0);
+    CHECK(store.kv[StateKey(*rs, "quiet-flag", "true")] == b);
+  }
+
+  // Restored, the groups write the same bytes again.
+  Engine e2(rs, Opts(&tz));
+  for (const auto& [k, v] : store.kv) REQUIRE(e2.Restore(k, v));
+  CHECK(e2.group_count() == 7);
+  Collect none;
+  e2.FinishRestore(kT0 + kSec, none);
+  CHECK(none.outs.empty());
+  StateDelta d2;
+  e2.TakeAll(&d2);
+  Store again;
+  again.Apply(d2);
+  CHECK(again.kv == store.kv);
+
+  // And both engines go on alike: resolved alerts and commands from the stored values, and the
+  // absence timers, whose templates read only the group.
+  auto rest = [&](Engine& e) {
+    Collect o;
+    e.Process(MakeEvent(kT0 + 10 * kSec, "m",
+                        {{"device", "7"}, {"line", 7}, {"flag", true}, {"zone", "z1"}, {"v", 0}}),
+              kT0 + 10 * kSec, o);
+    e.AdvanceTo(kT0 + 5 * kMin, o);
+    return BriefAll(o.outs);
+  };
+  const std::vector<std::string> want = {
+      "21:00:10.000 by-device 7 alert resolved warning D 7 v=2 k=7",
+      "21:00:10.000 by-device 7 cmd d/7 calm k=7",
+      "21:00:10.000 by-line 7 alert resolved warning L 7 k=7",
+      "21:00:10.000 by-line 7 cmd l/7 calm",
+      "21:00:10.000 by-pair z1/7 alert resolved warning P z1 7 k=z1/7",
+      "21:00:10.000 by-pair z1/7 cmd p/z1/7 calm",
+      "21:01:10.000 quiet-dev 7 cmd q/7 silent k=7",
+      "21:01:10.000 quiet-line 7 cmd q/7 silent k=7",
+      "21:01:10.000 quiet-flag true cmd q/true silent k=true",
+      "21:01:10.000 quiet-pair z1/7 cmd q/z1/7 silent k=z1/7",
+  };
+  CHECK(rest(e1) == want);
+  CHECK(rest(e2) == want);
 }
