@@ -244,6 +244,7 @@ struct Engine::Impl {
     matched.reserve(rs->rules.size());  // Match never allocates then
     cands.reserve(rs->rules.size());
     stats = MakeStats(rs, nullptr);
+    MakePrefixes();
   }
 
   static std::shared_ptr<StatsView> MakeStats(const std::shared_ptr<const RuleSet>& rules,
@@ -753,13 +754,27 @@ struct Engine::Impl {
     k->append(fp, 16);
     k->push_back('\0');
   }
+  // RulePrefix of every rule of rs, made when the rules are (constructor, Swap): a checkpoint
+  // writes one key per group and used to format the prefix (snprintf) for each.
+  std::vector<std::string> prefixes;
+  void MakePrefixes() {
+    prefixes.resize(rs->rules.size());
+    for (size_t i = 0; i < rs->rules.size(); ++i) RulePrefix(rs->rules[i], &prefixes[i]);
+  }
   void StateKey(const Group* g, std::string* k) const {
-    RulePrefix(rs->rules[g->rule], k);
+    const std::string& p = prefixes[g->rule];
+    k->reserve(p.size() + g->key.size());  // one allocation
+    k->assign(p);
     k->append(g->key);
   }
 
+  mutable std::string window_bytes;  // Serialize's scratch for a window (kept: no allocation)
+
   void Serialize(const Group* g, std::string* out) const {
     const Rule& r = rs->rules[g->rule];
+    // The size it had last time (key included: a little more than needed): one allocation
+    // instead of a string regrown byte by byte.
+    out->reserve(g->stored_bytes != 0 ? g->stored_bytes : 64);
     ByteWriter w(out);
     w.U8(kStateVersion);
     w.Fixed64(r.info.fingerprint);
@@ -786,10 +801,10 @@ struct Engine::Impl {
       }
     }
     if (g->window) {
-      std::string wb;
-      g->window->Serialize(&wb);
+      window_bytes.clear();
+      g->window->Serialize(&window_bytes);
       w.U8(1);
-      w.Str(wb);
+      w.Str(window_bytes);
     } else {
       w.U8(0);
     }
@@ -1010,6 +1025,7 @@ struct Engine::Impl {
     for (Group* z : zombies) z->heap_refs = 0;
     rt = std::move(nrt);
     rs = std::move(next);
+    MakePrefixes();
     gskeys.assign(rs->groupsets.size(), GroupsetKey{});
     matched.reserve(rs->rules.size());
     cands.reserve(rs->rules.size());

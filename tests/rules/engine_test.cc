@@ -499,7 +499,8 @@ TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, remove
   e.TakeDirty(&d);
   d.clear();
 
-  e.SwapRules(MustCompile(v2));
+  auto rs2 = MustCompile(v2);
+  e.SwapRules(rs2);
   CHECK(e.group_count() == 1);  // keep/x1 only
   CHECK(e.stats(2).evaluations.load() == 2);  // keep's counters survive, at its new index
   e.TakeDirty(&d);
@@ -534,6 +535,17 @@ TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, remove
                                    "21:05:00.001 change x1 cmd c/x1 busy",
                                    "21:05:00.002 keep x1 cmd k/x1 busy",
                                });
+  // Keys written after the swap carry each rule's own prefix in the new set (the engine keeps
+  // the prefixes made at load time; rules moved: keep was 0, is 2).
+  StateDelta after;
+  e.TakeAll(&after);
+  std::vector<std::string> keys;
+  for (const auto& kv : after.puts) keys.push_back(kv.first);
+  std::sort(keys.begin(), keys.end());
+  std::vector<std::string> want{StateKey(*rs2, "change", "x1"), StateKey(*rs2, "keep", "x1"),
+                                StateKey(*rs2, "new", "p")};
+  std::sort(want.begin(), want.end());
+  CHECK(keys == want);
 }
 
 TEST_CASE("engine swap: a pending absence timer of an unchanged rule survives the swap",
