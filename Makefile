@@ -3,7 +3,7 @@
 #   make build   configure + build into build/ (RelWithDebInfo, Ninja)
 #   make test    build, run every test (ctest), then check the city rules and run their tests
 #   make run     build, then the city demo (bench/run-city.sh)
-#   make bench   build, then the benchmarks (bench/run-bench.sh "$(ARGS)")
+#   make bench   build, then the benchmarks (bench/run-bench.sh $(ARGS): words, e.g. ARGS="--quick --runs 1")
 #   make asan    ASan + UBSan build in build-asan/ and its tests
 #   make tsan    TSan build in build-tsan/ of the concurrency tests (ctest -L concurrency), and run them
 #   make fuzz    libFuzzer targets, 60 s each (tests/fuzz/run.sh)
@@ -33,7 +33,7 @@ run: build
 	bench/run-city.sh
 
 bench: build
-	bench/run-bench.sh "$(ARGS)"
+	bench/run-bench.sh $(ARGS)
 
 asan: deps
 	@$(CMAKE_GEN) -S . -B build-asan -DVIGIE_SANITIZE=ON -DVIGIE_BUILD_BENCH=OFF >/dev/null
