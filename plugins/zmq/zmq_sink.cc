@@ -54,9 +54,11 @@ void ZmqSink::Send(const rules::Output& out) {
     codec::EncodeOutputFlatbuffers(out, &fbb_);
     payload = zmq::const_buffer(fbb_.GetBufferPointer(), fbb_.GetSize());
   }
-  // PUB: never wait. PUSH: wait up to sndtimeo (set on the socket) for room in the queue.
+  // PUB: never wait. PUSH: wait up to sndtimeo (set on the socket) for room in the queue,
+  // unless the last send already waited that long for nothing (consumer_gone_).
+  const bool push = cfg_.socket == ZmqSinkConfig::Socket::kPush;
   const zmq::send_flags wait =
-      cfg_.socket == ZmqSinkConfig::Socket::kPub ? zmq::send_flags::dontwait : zmq::send_flags::none;
+      !push || consumer_gone_ ? zmq::send_flags::dontwait : zmq::send_flags::none;
   bool ok = false;
   try {
     // The frames of a message go together: once the first is accepted the second cannot block.
@@ -76,8 +78,19 @@ void ZmqSink::Send(const rules::Output& out) {
   if (ok) {
     inc(stats_.sent, 1);
     inc(stats_.bytes, topic_.size() + payload.size());
+    if (consumer_gone_) {
+      consumer_gone_ = false;
+      Log(LogLevel::kInfo, cfg_.name + ": the consumer takes outputs again");
+    }
   } else {
     inc(stats_.dropped, 1);
+    if (push && !consumer_gone_ && cfg_.send_timeout_ms > 0) {
+      consumer_gone_ = true;
+      Log(LogLevel::kWarn, cfg_.name + ": no consumer took an output for " +
+                               std::to_string(cfg_.send_timeout_ms) +
+                               " ms; dropping outputs (vigie_sink_dropped_total) without waiting "
+                               "until one is taken again");
+    }
   }
 }
 

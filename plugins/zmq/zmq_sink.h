@@ -46,6 +46,10 @@ class ZmqSink final : public Sink {
   std::string json_;
   flatbuffers::FlatBufferBuilder fbb_{1024};
   bool error_logged_ = false;
+  // push only: a send timed out, i.e. the consumer took nothing for send_timeout. Until a send
+  // gets through again, sends do not wait: one absent consumer costs the dispatcher (and so the
+  // shards behind it) one send_timeout per outage, not one per output.
+  bool consumer_gone_ = false;
 };
 
 }  // namespace vigie::plugins::zmq_plugin

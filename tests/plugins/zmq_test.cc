@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
@@ -428,20 +429,49 @@ TEST_CASE("zmq push sink: nothing lost while the consumer keeps up", "[zmq]") {
   }
 }
 
-TEST_CASE("zmq push sink: without a consumer, Send gives up after send_timeout", "[zmq]") {
-  auto sink = MakeSink("{type: zmq, socket: push, bind: '" + Endpoint("lonely") +
-                       "', send_timeout: 20ms}");
+TEST_CASE("zmq push sink: without a consumer, one send waits send_timeout, the next ones do not",
+          "[zmq]") {
+  std::vector<std::string> logs;  // written by Send, on this thread
+  vigie::plugins::SinkContext ctx;
+  ctx.log = [&logs](vigie::plugins::LogLevel, std::string_view m) { logs.emplace_back(m); };
+  std::vector<ConfigError> errors;
+  const std::string ep = Endpoint("lonely");
+  auto sink = vigie::plugins::FindSinkFactory("zmq")->Create(
+      YAML::Load("{type: zmq, socket: push, bind: '" + ep + "', send_timeout: 1s}"), ctx, &errors);
+  REQUIRE(sink != nullptr);
   std::string err;
   REQUIRE(sink->Start(&err));
   const auto t0 = std::chrono::steady_clock::now();
-  sink->Send(Command(1, "desk/1"));
-  sink->Send(Command(2, "desk/1"));
+  for (uint64_t i = 1; i <= 5; ++i) sink->Send(Command(i, "desk/1"));
   const auto took = std::chrono::steady_clock::now() - t0;
-  CHECK(sink->stats().dropped.load() == 2);
+  CHECK(sink->stats().dropped.load() == 5);
   CHECK(sink->stats().sent.load() == 0);
-  CHECK(took >= 40ms);
-  CHECK(took < 3s);
+  CHECK(took >= 1s);  // the first send waited its send_timeout...
+  CHECK(took < 4s);   // ...the 4 others did not (waiting each would take 5 s)
+  REQUIRE(logs.size() >= 2);
+  CHECK(logs.back().find("no consumer took an output for 1000 ms") != std::string::npos);
+
+  // A consumer arrives: outputs flow again, and the sink says so.
+  zmq::socket_t pull(vigie::plugins::zmq_plugin::Context(), zmq::socket_type::pull);
+  pull.connect(ep);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  uint64_t seq = 5;
+  while (sink->stats().sent.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    sink->Send(Command(++seq, "desk/1"));  // dropped at once until the connection is up
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(sink->stats().sent.load() == 1);
+  std::string topic, payload;
+  REQUIRE(RecvTwo(pull, &topic, &payload));
+  vigie::rules::Output got;
+  REQUIRE(vigie::codec::DecodeOutputJson(payload, &got));
+  CHECK(got.seq == seq);
+  CHECK(logs.back().find("takes outputs again") != std::string::npos);
+  sink->Send(Command(++seq, "desk/1"));
+  REQUIRE(RecvTwo(pull, &topic, &payload));
+  CHECK(sink->stats().sent.load() == 2);
   sink->Stop();
-  sink->Send(Command(3, "desk/1"));  // after Stop: counted, no crash
-  CHECK(sink->stats().dropped.load() == 3);
+  const uint64_t dropped = sink->stats().dropped.load();
+  sink->Send(Command(++seq, "desk/1"));  // after Stop: counted, no crash
+  CHECK(sink->stats().dropped.load() == dropped + 1);
 }
