@@ -359,9 +359,24 @@ struct Engine::Impl {
 
   // Prepares ctx for `when` at instant T: group values, aggregates, lets.
   void PrepareContext(Group* g, int64_t T, const Event* ev, EvalContext* ctx) {
-    const Rule& r = rs->rules[g->rule];
     scratch.Reset();
     FillGroupView(g);
+    PrepareRest(g->rule, g->window.get(), T, ev, ctx);
+  }
+
+  // PrepareContext for a group that does not exist (yet): its values are the event's, k.vals;
+  // it has no window (only lazy stateless groups get here).
+  void PrepareContextNew(uint32_t rule, const GroupsetKey& k, int64_t T, const Event* ev,
+                         EvalContext* ctx) {
+    scratch.Reset();
+    gview.resize(k.vals.size());
+    for (size_t i = 0; i < k.vals.size(); ++i) gview[i] = k.vals[i];
+    PrepareRest(rule, nullptr, T, ev, ctx);
+  }
+
+  void PrepareRest(uint32_t rule, const Window* window, int64_t T, const Event* ev,
+                   EvalContext* ctx) {
+    const Rule& r = rs->rules[rule];
     ctx->event = ev;
     ctx->groups = gview.data();
     ctx->now_ms = T;
@@ -370,9 +385,9 @@ struct Engine::Impl {
     ctx->errors = 0;
     ctx->scratch = &scratch;
     aggs.resize(r.aggs.size());
-    if (g->window && !r.aggs.empty()) {
-      g->window->Results(aggs);
-      if (g->window->DistinctOverflow()) RuleStats::Add(St(g->rule).errors[RuleStats::kDistinctOverflow]);
+    if (window != nullptr && !r.aggs.empty()) {
+      window->Results(aggs);
+      if (window->DistinctOverflow()) RuleStats::Add(St(rule).errors[RuleStats::kDistinctOverflow]);
     }
     ctx->aggs = aggs.data();
     lets.resize(r.lets.size());
@@ -674,7 +689,28 @@ struct Engine::Impl {
     for (uint32_t idx : cands) {
       const Rule& r = rs->rules[idx];
       const GroupsetKey& gk = gskeys[static_cast<size_t>(r.groupset)];
-      Group* g = FindOrCreate(idx, gk);
+      Group* g;
+      if (r.kind == RuleKind::kStateless && r.for_ms == 0) {
+        // A stateless rule without `for` keeps nothing but the active flag (and its firing
+        // alerts): a group that does not exist is an inactive one. It is made when `when` first
+        // holds, not for every (rule, key) an event reaches, so inactive keys cost no memory.
+        g = rt[idx].groups.Find(gk.hash, gk.key);
+        if (g == nullptr) {
+          EvalContext c;
+          PrepareContextNew(idx, gk, T, &ev, &c);
+          RuleStats::Add(St(idx).evaluations);
+          const bool w = EvalCondition(*r.when, c);
+          CountErrors(idx, c.errors);
+          if (!w) continue;
+          g = FindOrCreate(idx, gk);
+          g->last_activity = T;
+          Activate(g, T, &ev, c, out);
+          Schedule(g);
+          continue;
+        }
+      } else {
+        g = FindOrCreate(idx, gk);
+      }
       g->last_activity = T;
       switch (r.kind) {
         case RuleKind::kStateless: {

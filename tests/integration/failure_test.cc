@@ -198,12 +198,14 @@ TEST_CASE("State writes failing: events keep flowing, failures are counted and l
 TEST_CASE("Memory stays bounded with churning keys and idle eviction, and evicted groups leave "
           "the disk too",
           "[integration][failure]") {
-  // Two rules grouped by device: a stateless one (the group stays inactive) and a short sliding
-  // window (evictable once its window emptied). Every round brings kDevices never-seen devices;
-  // without eviction the daemon would hold kRounds * kDevices groups per rule.
+  // Two rules grouped by device: a stateless one whose `when` never holds (it makes no group at
+  // all: a stateless rule without `for` makes a group when it first activates) and a short
+  // sliding window (a group per device, evictable once its window emptied). Every round brings
+  // kDevices never-seen devices; without eviction the daemon would hold kRounds * kDevices
+  // groups of the windowed rule.
   constexpr int kRounds = 20;
   constexpr int kDevices = 2000;
-  constexpr int kRules = 2;
+  constexpr int kRules = 1;  // rules that hold a group per device
   constexpr auto kPace = 400ms;
   // idle_evict 1s, a round every ~400 ms: a group lives about 3 rounds; 5 rounds' worth leaves
   // room for a loaded machine and is still an eighth of what no eviction would hold.
@@ -261,6 +263,7 @@ TEST_CASE("Memory stays bounded with churning keys and idle eviction, and evicte
       INFO("round " << round << ": groups " << groups << " (hot " << m.Get("vigie_rule_groups", {{"rule", "hot"}})
                     << ", chatty " << m.Get("vigie_rule_groups", {{"rule", "chatty"}}) << "), state bytes "
                     << bytes << ", rss " << m.Get("process_resident_memory_bytes"));
+      CHECK(m.Get("vigie_rule_groups", {{"rule", "hot"}}) == 0);
       // This round's devices are all there right after it, when less than idle_evict passed
       // since it started (nothing is evicted too early)...
       if (scraped - round_start < 900ms) CHECK(groups >= kDevices * kRules);
