@@ -983,3 +983,53 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
   CHECK(rest(e1) == want);
   CHECK(rest(e2) == want);
 }
+
+TEST_CASE("engine: a stateless rule without `for` makes its group when `when` first holds",
+          "[engine][state]") {
+  auto rs = MustCompile(R"(rules:
+  - name: hot
+    on: temp
+    group_by: [zone, line]
+    when: t > 30
+    then:
+      - command: {target: "fans/{zone}/{line}", action: "on", key: "{key}"}
+    otherwise:
+      - command: {target: "fans/{zone}/{line}", action: "off"}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  auto temp = [](int64_t ts, double t) {
+    return MakeEvent(ts, "temp", {{"zone", "z1"}, {"line", 7}, {"t", t}});
+  };
+  e.Process(temp(kT0, 20), kT0, sink);
+  e.Process(temp(kT0 + 1, 25), kT0 + 1, sink);
+  CHECK(e.group_count() == 0);  // never active: nothing held
+  CHECK(e.stats(0).evaluations.load() == 2);
+  StateDelta d;
+  e.TakeAll(&d);
+  CHECK(d.puts.empty());
+  e.Process(temp(kT0 + 2, 35), kT0 + 2, sink);  // activates: the group is made now
+  CHECK(e.group_count() == 1);
+  CHECK(e.stats(0).activations.load() == 1);
+  CHECK(e.stats(0).evaluations.load() == 3);
+  e.Process(temp(kT0 + 3, 36), kT0 + 3, sink);  // still active: no second `then`
+  CHECK(BriefAll(sink.outs) ==
+        std::vector<std::string>{"21:00:00.002 hot z1/7 cmd fans/z1/7 on key=z1/7"});
+
+  // A restart keeps the active group: the next cool reading sends `otherwise`, once.
+  Store store;
+  e.TakeAll(&d);
+  store.Apply(d);
+  CHECK(store.kv.count(StateKey(*rs, "hot", "z1/7")) == 1);
+  Engine e2(rs, Opts(&tz));
+  Collect after;
+  for (const auto& [k, v] : store.kv) CHECK(e2.Restore(k, v));
+  e2.FinishRestore(kT0 + 4, after);
+  e2.Process(temp(kT0 + 5, 20), kT0 + 5, after);
+  e2.Process(temp(kT0 + 6, 21), kT0 + 6, after);
+  CHECK(BriefAll(after.outs) == std::vector<std::string>{"21:00:00.005 hot z1/7 cmd fans/z1/7 off"});
+  CHECK(e2.group_count() == 1);  // inactive again, kept until idle eviction
+  e2.Process(temp(kT0 + 7, 40), kT0 + 7, after);  // and it can fire again
+  CHECK(e2.stats(0).activations.load() == 1);
+}
