@@ -1,5 +1,6 @@
 #include "rules/timefmt.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace vigie::rules {
@@ -25,7 +26,17 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
   *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
 }
 
-void AppendRfc3339Ms(std::string* out, int64_t utc_ms) {
+namespace {
+
+char* Put2(char* p, unsigned v) {
+  p[0] = static_cast<char>('0' + v / 10);
+  p[1] = static_cast<char>('0' + v % 10);
+  return p + 2;
+}
+
+}  // namespace
+
+size_t FormatRfc3339Ms(int64_t utc_ms, char* buf) {
   int64_t days = utc_ms / 86400000;
   int64_t rem = utc_ms % 86400000;
   if (rem < 0) {
@@ -35,13 +46,39 @@ void AppendRfc3339Ms(std::string* out, int64_t utc_ms) {
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
-  const int64_t secs = rem / 1000;
-  char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                        static_cast<long long>(y), m, d, static_cast<long long>(secs / 3600),
-                        static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60),
-                        static_cast<long long>(rem % 1000));
-  out->append(buf, static_cast<size_t>(n));
+  const auto hh = static_cast<unsigned>(rem / 3600000);
+  const auto mi = static_cast<unsigned>(rem / 60000 % 60);
+  const auto ss = static_cast<unsigned>(rem / 1000 % 60);
+  const auto ms = static_cast<unsigned>(rem % 1000);
+  if (y < 0 || y > 9999) {  // outside RFC 3339's four-digit years: the old, general form
+    int n = std::snprintf(buf, kRfc3339MsMax, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                          static_cast<long long>(y), m, d, hh, mi, ss, ms);
+    return n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), kRfc3339MsMax - 1);
+  }
+  char* p = buf;
+  const auto yy = static_cast<unsigned>(y);
+  p = Put2(p, yy / 100);
+  p = Put2(p, yy % 100);
+  *p++ = '-';
+  p = Put2(p, m);
+  *p++ = '-';
+  p = Put2(p, d);
+  *p++ = 'T';
+  p = Put2(p, hh);
+  *p++ = ':';
+  p = Put2(p, mi);
+  *p++ = ':';
+  p = Put2(p, ss);
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + ms / 100);
+  p = Put2(p, ms % 100);
+  *p++ = 'Z';
+  return static_cast<size_t>(p - buf);
+}
+
+void AppendRfc3339Ms(std::string* out, int64_t utc_ms) {
+  char buf[kRfc3339MsMax];
+  out->append(buf, FormatRfc3339Ms(utc_ms, buf));
 }
 
 std::string FormatRfc3339Ms(int64_t utc_ms) {

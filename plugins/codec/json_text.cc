@@ -113,21 +113,8 @@ void AppendInt(std::string* out, int64_t v) {
 namespace vigie::codec {
 
 size_t FormatRfc3339Ms(int64_t utc_ms, char* buf) {
-  int64_t days = utc_ms / 86400000;
-  int64_t rem = utc_ms % 86400000;
-  if (rem < 0) {
-    rem += 86400000;
-    --days;
-  }
-  int64_t y;
-  unsigned m, d;
-  rules::CivilFromDays(days, &y, &m, &d);
-  const int64_t hh = rem / 3600000, mm = rem / 60000 % 60, ss = rem / 1000 % 60, ms = rem % 1000;
-  int n = std::snprintf(buf, 48, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                        static_cast<long long>(y), m, d, static_cast<long long>(hh),
-                        static_cast<long long>(mm), static_cast<long long>(ss),
-                        static_cast<long long>(ms));
-  return n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), 47);
+  static_assert(rules::kRfc3339MsMax <= 48);
+  return rules::FormatRfc3339Ms(utc_ms, buf);
 }
 
 }  // namespace vigie::codec
