@@ -144,7 +144,14 @@ void ShardWorker::Checkpoint(CheckpointKind kind) {
 
 void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
   uint64_t late = 0, future = 0, originals = 0;
+  // Events come from the source's core: ask for them ahead (two events for the event itself,
+  // one for its kind and fields), hiding those misses behind the current event's work.
+  if (b.size > 0) rules::PrefetchEvent(b.events[0]);
+  if (b.size > 1) rules::PrefetchEvent(b.events[1]);
+  if (b.size > 0) rules::PrefetchEventData(b.events[0]);
   for (size_t i = 0; i < b.size; ++i) {
+    if (i + 2 < b.size) rules::PrefetchEvent(b.events[i + 2]);
+    if (i + 1 < b.size) rules::PrefetchEventData(b.events[i + 1]);
     const rules::Event& ev = b.events[i];
     const int64_t lo = engine_->now();
     int64_t t = ev.ts_ms;
