@@ -171,14 +171,16 @@ def run_ceiling(b, fmt, mode, seconds):
             "load_eps": (last_json_line(lout or "") or {}).get("eps")}
 
 
-def write_config(tmp, rules_file, ports):
+def write_config(tmp, rules_file, ports, shards=0, checkpoint="1s"):
+    """The daemon's config for a bench run (also bench/latency.py's): loopback ports
+    source, commands, alerts, http."""
     path = os.path.join(tmp, "vigie.yaml")
     with open(path, "w") as f:
         f.write(f"""# written by bench/bench.py
 rules: {rules_file}
 state_dir: {os.path.join(tmp, 'state')}
-shards: 0
-checkpoint_interval: 1s
+shards: {shards}
+checkpoint_interval: {checkpoint}
 timezone: Europe/Paris
 location: {{lat: 47.322, lon: 5.041}}
 max_message_bytes: 4194304

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (scrape, quantile, free_port)
+import bench  # noqa: E402  (scrape, quantile, free_port, write_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,19 +43,8 @@ def main():
     build = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
     ports = [bench.free_port() for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = os.path.join(tmp, "vigie.yaml")
-        with open(cfg, "w") as f:
-            f.write(f"""rules: {os.path.abspath(args.rules)}
-state_dir: {tmp}/state
-shards: {args.shards}
-checkpoint_interval: {args.checkpoint}
-sources:
-  - {{type: zmq, socket: pull, bind: "tcp://127.0.0.1:{ports[0]}"}}
-sinks:
-  commands: {{type: zmq, socket: pub, bind: "tcp://127.0.0.1:{ports[1]}", format: json}}
-  alerts: {{type: zmq, socket: pub, bind: "tcp://127.0.0.1:{ports[2]}", format: json}}
-http: {{listen: "127.0.0.1:{ports[3]}"}}
-""")
+        cfg = bench.write_config(tmp, os.path.abspath(args.rules), ports, shards=args.shards,
+                                 checkpoint=args.checkpoint)
         log = open(os.path.join(tmp, "daemon.log"), "w")
         daemon = subprocess.Popen([os.path.join(build, "daemon", "vigie"), "run", "--config", cfg],
                                   stderr=log)

@@ -1046,9 +1046,7 @@ struct Engine::Impl {
     // Groups of removed or changed rules go, on disk too.
     for (uint32_t oi = 0; oi < rs->rules.size(); ++oi) {
       if (kept[oi]) continue;
-      std::string prefix;
-      RulePrefix(rs->rules[oi], &prefix);
-      pending_prefix_deletes.push_back(std::move(prefix));
+      pending_prefix_deletes.push_back(prefixes[oi]);  // the old set's prefixes, still current
       for (Group* raw : rt[oi].groups.Release()) {
         raw->zombie = true;
         groups_total--;
