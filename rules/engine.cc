@@ -400,7 +400,7 @@ struct Engine::Impl {
     RuleStats::Add(St(g->rule).evaluations);
     const bool was_pending = g->pending;
     if (!g->active) {
-      bool w = EvalCondition(*r.when, ctx);
+      bool w = EvalCondition(*hot[g->rule].when, ctx);
       if (w) {
         if (r.for_ms == 0) {
           Activate(g, T, ev, ctx, out);
@@ -413,7 +413,7 @@ struct Engine::Impl {
         g->pending_due = kNever;
       }
     } else {
-      bool deact = r.clear_when ? EvalCondition(*r.clear_when, ctx) : !EvalCondition(*r.when, ctx);
+      bool deact = r.clear_when ? EvalCondition(*r.clear_when, ctx) : !EvalCondition(*hot[g->rule].when, ctx);
       if (deact) Deactivate(g, T, ev, ctx, out);
     }
     CountErrors(g->rule, ctx.errors);
@@ -662,30 +662,40 @@ struct Engine::Impl {
     // most of ProcessEvent's own time). `where` reads only the event, so evaluating it first
     // changes nothing but when its cache misses happen.
     cands.clear();
+    // With thousands of rules their `where` code is not in cache: ask for all of it first.
+    if (prefetch_rules) {
+      for (uint32_t idx : rules)
+        if (const ExprCode* w = hot[idx].where) PrefetchCode(w);
+    }
     for (uint32_t idx : rules) {
-      const Rule& r = rs->rules[idx];
-      if (r.where) {
+      const RuleHot& h = hot[idx];
+      if (h.where) {
         scratch.Reset();
         ctx.errors = 0;
         ctx.lets = nullptr;
         ctx.groups = nullptr;
         ctx.aggs = nullptr;
-        bool pass = EvalCondition(*r.where, ctx);
+        bool pass = EvalCondition(*h.where, ctx);
         // Every shard that receives a copy evaluates `where`: count its errors once, where the
         // original went, so the counters do not depend on how the event was routed.
         if (!ev.is_copy) CountErrors(idx, ctx.errors);
         if (!pass) continue;
       }
-      const GroupsetKey& gk = KeyFor(r.groupset, ev);
+      const GroupsetKey& gk = KeyFor(h.groupset, ev);
       if (!gk.ok) {
         if (opts.shard_index == 0) RuleStats::Add(St(idx).errors[RuleStats::kMissingGroupField]);
         continue;
       }
       if (!gk.mine) continue;
       rt[idx].groups.PrefetchSlot(gk.hash);
+      if (prefetch_rules) {  // pass 3 reads the rule's kind, its counters and its `when`
+        __builtin_prefetch(&rs->rules[idx]);
+        __builtin_prefetch(stats->per_rule[idx].get());
+        if (h.when) PrefetchCode(h.when);
+      }
       cands.push_back(idx);
     }
-    for (uint32_t idx : cands) rt[idx].groups.PrefetchElement(gskeys[rs->rules[idx].groupset].hash);
+    for (uint32_t idx : cands) rt[idx].groups.PrefetchElement(gskeys[hot[idx].groupset].hash);
     for (uint32_t idx : cands) {
       const Rule& r = rs->rules[idx];
       const GroupsetKey& gk = gskeys[static_cast<size_t>(r.groupset)];
@@ -699,7 +709,7 @@ struct Engine::Impl {
           EvalContext c;
           PrepareContextNew(idx, gk, T, &ev, &c);
           RuleStats::Add(St(idx).evaluations);
-          const bool w = EvalCondition(*r.when, c);
+          const bool w = EvalCondition(*hot[idx].when, c);
           CountErrors(idx, c.errors);
           if (!w) continue;
           g = FindOrCreate(idx, gk);
@@ -796,7 +806,32 @@ struct Engine::Impl {
   void MakePrefixes() {
     prefixes.resize(rs->rules.size());
     for (size_t i = 0; i < rs->rules.size(); ++i) RulePrefix(rs->rules[i], &prefixes[i]);
+    hot.resize(rs->rules.size());
+    size_t bytes = 0;
+    for (size_t i = 0; i < rs->rules.size(); ++i) {
+      const Rule& r = rs->rules[i];
+      hot[i].where = r.where ? CodeOf(*r.where) : nullptr;
+      hot[i].when = r.when ? CodeOf(*r.when) : nullptr;
+      hot[i].groupset = r.groupset;
+      bytes += sizeof(Rule) + sizeof(RuleStats) + sizeof(RuleHot) + CodeBytes(hot[i].where) +
+               CodeBytes(hot[i].when);
+    }
+    prefetch_rules = bytes > kRulesInCache;
   }
+  // What the rules read per event fits in a core's L2 below this (the machines we measure on
+  // have 512 KiB): prefetching what is already there only costs (100 rules: +4 % per event).
+  static constexpr size_t kRulesInCache = 256 * 1024;
+  bool prefetch_rules = false;
+  // What ProcessEvent reads of each matched rule before its group, 24 bytes a rule instead of a
+  // cache miss on the Rule (hundreds of bytes) and more on its expression trees: with thousands
+  // of rules these are not in cache, and the pointers let the first pass prefetch them all.
+  // Made with the prefixes, when the rules are.
+  struct RuleHot {
+    const ExprCode* where;
+    const ExprCode* when;  // null for absence rules
+    int groupset;
+  };
+  std::vector<RuleHot> hot;
   void StateKey(const Group* g, std::string* k) const {
     const std::string& p = prefixes[g->rule];
     k->reserve(p.size() + g->key.size());  // one allocation

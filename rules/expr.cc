@@ -48,6 +48,21 @@ enum class Op : uint8_t {
   kHasValue,    // internal: 1 if kids[0] has a value, else 0 (count(x))
 };
 
+// The evaluation form of a compiled expression (made once by CompileExpr): its nodes in one
+// block, the kids of each node consecutive, so that evaluating a rule's `where` touches a few
+// adjacent cache lines instead of one heap block per node and per kid list. With 10 000 rules
+// the expressions an event reaches are not in cache, and the tree's pointer chase cost ≈ 250 ns
+// per `where` (vigie-engine-bench --only where_index).
+class ExprCode {
+ public:
+  Op op = Op::kConst;
+  uint32_t nkids = 0;
+  uint32_t kid = 0;    // the kids are this[kid], this[kid + 1], ... (kid > 0: after this node)
+  uint32_t index = 0;  // kLetRef, kGroupRef, kAggRef
+  Value constant;      // kConst: the value; references: constant.str is the name (a view)
+  const ExprCode& Kid(size_t i) const { return this[kid + i]; }
+};
+
 class Expr {
  public:
   Op op = Op::kConst;
@@ -58,9 +73,14 @@ class Expr {
   std::string text;  // field / reference name, string constant storage, aggregate canonical
   Value constant;    // kConst; a string constant views `text`
   std::vector<ExprPtr> kids;
+  std::vector<ExprCode> code;  // roots only (CompileExpr, aggregate arguments): code[0] is this
 };
 
 void ExprDeleter::operator()(const Expr* e) const { delete e; }
+
+namespace {
+void BuildCode(Expr* root);  // the evaluation form of a root, below CompileExpr
+}  // namespace
 
 const char* AggFuncName(AggFunc f) {
   switch (f) {
@@ -746,7 +766,10 @@ class Parser {
     }
     if (semantic_errors_) return nullptr;
     if (env_.aggregates) {
-      for (AggSlot& s : pending_) env_.aggregates->push_back(std::move(s));
+      for (AggSlot& s : pending_) {
+        if (s.arg) BuildCode(const_cast<Expr*>(s.arg.get()));  // made here, not shared yet
+        env_.aggregates->push_back(std::move(s));
+      }
     }
     return e;
   }
@@ -1278,6 +1301,35 @@ class Parser {
 
 }  // namespace
 
+namespace {
+
+size_t CountNodes(const Expr& e) {
+  size_t n = 1;
+  for (const ExprPtr& k : e.kids) n += CountNodes(*k);
+  return n;
+}
+
+// Writes e at code[at], reserves its kids' places at *next, then writes each kid's subtree.
+void Emit(const Expr& e, std::vector<ExprCode>* code, size_t at, size_t* next) {
+  const size_t first = *next;
+  *next += e.kids.size();
+  ExprCode& c = (*code)[at];
+  c.op = e.op;
+  c.nkids = static_cast<uint32_t>(e.kids.size());
+  c.kid = static_cast<uint32_t>(first - at);
+  c.index = e.index;
+  c.constant = e.op == Op::kConst ? e.constant : Value::String(e.text);
+  for (size_t i = 0; i < e.kids.size(); ++i) Emit(*e.kids[i], code, first + i, next);
+}
+
+void BuildCode(Expr* root) {
+  root->code.assign(CountNodes(*root), ExprCode{});
+  size_t next = 1;
+  Emit(*root, &root->code, 0, &next);
+}
+
+}  // namespace
+
 ExprPtr CompileExpr(std::string_view text, const CompileEnv& env, std::vector<Diag>* errors) {
   std::vector<Diag> local;
   std::vector<Diag>* diags = errors ? errors : &local;
@@ -1287,6 +1339,7 @@ ExprPtr CompileExpr(std::string_view text, const CompileEnv& env, std::vector<Di
   if (!lexer.Run(&toks)) return nullptr;
   Parser parser(text, std::move(toks), env, diags);
   ExprPtr e = parser.Run();
+  if (e) BuildCode(const_cast<Expr*>(e.get()));  // ours until returned
   if (!e && diags->size() == first) diags->push_back(MakeDiag(text, 0, "invalid expression"));
   return e;
 }
@@ -1296,9 +1349,9 @@ ExprPtr CompileExpr(std::string_view text, const CompileEnv& env, std::vector<Di
 
 namespace {
 
-Value Lookup(const Expr& e, const EvalContext& ctx) {
+Value Lookup(const ExprCode& e, const EvalContext& ctx) {
   switch (e.op) {
-    case Op::kEventField: return ctx.event ? ctx.event->Get(e.text) : Value::Missing();
+    case Op::kEventField: return ctx.event ? ctx.event->Get(e.constant.str) : Value::Missing();
     case Op::kLetRef: return ctx.lets ? ctx.lets[e.index] : Value::Missing();
     case Op::kGroupRef: return ctx.groups ? ctx.groups[e.index] : Value::Missing();
     case Op::kAggRef: return ctx.aggs ? ctx.aggs[e.index] : Value::Missing();
@@ -1347,7 +1400,7 @@ Value CaseMap(const Value& v, bool upper, EvalContext& ctx) {
   return Value::String(*buf);
 }
 
-Value EvalNode(const Expr& e, EvalContext& ctx) {
+Value EvalNode(const ExprCode& e, EvalContext& ctx) {
   switch (e.op) {
     case Op::kConst:
       return e.constant;
@@ -1360,7 +1413,7 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
       return v;
     }
     case Op::kNeg: {
-      Value a = EvalNode(*e.kids[0], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
       if (a.is_number()) return Value::Number(-a.num);
       if (!a.missing()) ctx.errors |= kErrTypeMismatch;
       return Value::Missing();
@@ -1370,8 +1423,8 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
     case Op::kMod:
     case Op::kAdd:
     case Op::kSub: {
-      Value a = EvalNode(*e.kids[0], ctx);
-      Value b = EvalNode(*e.kids[1], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
+      Value b = EvalNode(e.Kid(1), ctx);
       if (!Numbers(a, b, ctx)) return Value::Missing();
       switch (e.op) {
         case Op::kMul: return Value::Number(a.num * b.num);
@@ -1389,8 +1442,8 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
     case Op::kLe:
     case Op::kGt:
     case Op::kGe: {
-      Value a = EvalNode(*e.kids[0], ctx);
-      Value b = EvalNode(*e.kids[1], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
+      Value b = EvalNode(e.Kid(1), ctx);
       if (a.missing() || b.missing()) return Value::Bool(false);
       int cmp;  // <0, 0, >0; NaN compares false with everything
       if (a.is_number() && b.is_number()) {
@@ -1412,8 +1465,8 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
     }
     case Op::kEq:
     case Op::kNe: {
-      Value a = EvalNode(*e.kids[0], ctx);
-      Value b = EvalNode(*e.kids[1], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
+      Value b = EvalNode(e.Kid(1), ctx);
       if (a.missing() || b.missing()) return Value::Bool(false);
       if (a.type != b.type) {
         ctx.errors |= kErrTypeMismatch;
@@ -1423,11 +1476,11 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
       return Value::Bool(e.op == Op::kEq ? same : !same);
     }
     case Op::kIn: {
-      Value a = EvalNode(*e.kids[0], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
       if (a.missing()) return Value::Bool(false);
       bool same_type = false;
-      for (size_t i = 1; i < e.kids.size(); ++i) {
-        Value b = EvalNode(*e.kids[i], ctx);
+      for (size_t i = 1; i < e.nkids; ++i) {
+        Value b = EvalNode(e.Kid(i), ctx);
         if (b.type == a.type) {
           same_type = true;
           if (SameValue(a, b)) return Value::Bool(true);
@@ -1437,22 +1490,22 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
       return Value::Bool(false);
     }
     case Op::kNot: {
-      Value a = EvalNode(*e.kids[0], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
       if (a.is_bool()) return Value::Bool(!a.b);
       if (!a.missing()) ctx.errors |= kErrNotBoolean;
       return Value::Missing();
     }
     case Op::kAnd:
-      if (!Truth(EvalNode(*e.kids[0], ctx), ctx)) return Value::Bool(false);
-      return Value::Bool(Truth(EvalNode(*e.kids[1], ctx), ctx));
+      if (!Truth(EvalNode(e.Kid(0), ctx), ctx)) return Value::Bool(false);
+      return Value::Bool(Truth(EvalNode(e.Kid(1), ctx), ctx));
     case Op::kOr:
-      if (Truth(EvalNode(*e.kids[0], ctx), ctx)) return Value::Bool(true);
-      return Value::Bool(Truth(EvalNode(*e.kids[1], ctx), ctx));
+      if (Truth(EvalNode(e.Kid(0), ctx), ctx)) return Value::Bool(true);
+      return Value::Bool(Truth(EvalNode(e.Kid(1), ctx), ctx));
     case Op::kAbs:
     case Op::kRound:
     case Op::kFloor:
     case Op::kCeil: {
-      Value a = EvalNode(*e.kids[0], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
       if (!a.is_number()) {
         if (!a.missing()) ctx.errors |= kErrTypeMismatch;
         return Value::Missing();
@@ -1465,12 +1518,12 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
       }
     }
     case Op::kExists:
-      return Value::Bool(!Lookup(*e.kids[0], ctx).missing());
+      return Value::Bool(!Lookup(e.Kid(0), ctx).missing());
     case Op::kStartsWith:
     case Op::kEndsWith:
     case Op::kContains: {
-      Value s = EvalNode(*e.kids[0], ctx);
-      Value p = EvalNode(*e.kids[1], ctx);
+      Value s = EvalNode(e.Kid(0), ctx);
+      Value p = EvalNode(e.Kid(1), ctx);
       if (s.missing() || p.missing()) return Value::Bool(false);
       if (!s.is_string() || !p.is_string()) {
         ctx.errors |= kErrTypeMismatch;
@@ -1482,7 +1535,7 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
     }
     case Op::kLower:
     case Op::kUpper:
-      return CaseMap(EvalNode(*e.kids[0], ctx), e.op == Op::kUpper, ctx);
+      return CaseMap(EvalNode(e.Kid(0), ctx), e.op == Op::kUpper, ctx);
     case Op::kHour:
       return Value::Number(Local(ctx).hour);
     case Op::kMinute:
@@ -1493,7 +1546,7 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
       return Value::Number(SunAltitude(ctx.now_ms, ctx.location));
     case Op::kHasValue: {
       const uint32_t before = ctx.errors;
-      Value a = EvalNode(*e.kids[0], ctx);
+      Value a = EvalNode(e.Kid(0), ctx);
       // Testing presence is the point: a missing value is not an error here.
       ctx.errors = (ctx.errors & ~static_cast<uint32_t>(kErrMissingField)) |
                    (before & kErrMissingField);
@@ -1505,10 +1558,35 @@ Value EvalNode(const Expr& e, EvalContext& ctx) {
 
 }  // namespace
 
-Value Eval(const Expr& e, EvalContext& ctx) { return EvalNode(e, ctx); }
+const ExprCode* CodeOf(const Expr& e) { return e.code.data(); }
 
-bool EvalCondition(const Expr& e, EvalContext& ctx) {
-  Value v = EvalNode(e, ctx);
+void PrefetchCode(const ExprCode* c) {
+  const char* p = reinterpret_cast<const char*>(c);
+  __builtin_prefetch(p);
+  __builtin_prefetch(p + 64);
+  __builtin_prefetch(p + 128);
+}
+
+namespace {
+const ExprCode* LastNode(const ExprCode* c) {
+  const ExprCode* last = c;
+  for (uint32_t i = 0; i < c->nkids; ++i) last = std::max(last, LastNode(&c->Kid(i)));
+  return last;
+}
+}  // namespace
+
+size_t CodeBytes(const ExprCode* c) {
+  if (c == nullptr) return 0;
+  return static_cast<size_t>(LastNode(c) - c + 1) * sizeof(ExprCode);
+}
+
+Value Eval(const ExprCode& c, EvalContext& ctx) { return EvalNode(c, ctx); }
+Value Eval(const Expr& e, EvalContext& ctx) { return EvalNode(e.code[0], ctx); }
+
+bool EvalCondition(const Expr& e, EvalContext& ctx) { return EvalCondition(e.code[0], ctx); }
+
+bool EvalCondition(const ExprCode& c, EvalContext& ctx) {
+  Value v = EvalNode(c, ctx);
   if (v.is_bool()) return v.b;
   if (!v.missing()) ctx.errors |= kErrNotBoolean;
   return false;

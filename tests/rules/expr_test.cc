@@ -846,5 +846,41 @@ TEST_CASE("a compiled expression is reusable across events", "[expr]") {
   CHECK(ctx.errors == 0);
 }
 
+TEST_CASE("the code form: one block, evaluated alike through CodeOf", "[expr]") {
+  Fixture f;
+  // Kids of every arity and subtrees of different depths, so that a node's kids and its kids'
+  // subtrees interleave in the block.
+  const char* text =
+      "(abs(neg) + count * 2 > 7 and lane in [\"car\", \"bus\", \"tram\"]) or "
+      "not (starts_with(name, \"Hell\") and -speed < v)";
+  ExprPtr e = MustCompile(text, f.env);
+  const ExprCode* code = CodeOf(*e);
+  REQUIRE(code != nullptr);
+  // 24 nodes: or, and, >, +, abs, neg, *, count, 2, 7, in, lane, 3 strings, not, and,
+  // starts_with, name, "Hell", <, -, speed, v.
+  ExprPtr seven = MustCompile("7", f.env);
+  CHECK(CodeBytes(code) == 24 * CodeBytes(CodeOf(*seven)));
+  CHECK(CodeBytes(nullptr) == 0);
+  PrefetchCode(code);  // a hint only: must not fault even past a small block
+  PrefetchCode(CodeOf(*seven));
+
+  EvalContext a = f.Ctx();
+  EvalContext b = f.Ctx();
+  CHECK(EvalCondition(*e, a));
+  CHECK(EvalCondition(*code, b));
+  f.ev.Set("lane", Value::String("walk"));  // left side false; the right side decides
+  CHECK_FALSE(EvalCondition(*code, b));      // "Hello World" starts with "Hell", -42.5 < 10
+  f.ev.Set("name", Value::String("Bye"));
+  CHECK(EvalCondition(*code, b));
+  CHECK(b.errors == 0);
+  f.ev.Set("count", Value::String("x"));  // a type error deep in the left subtree
+  EvalContext c = f.Ctx();
+  CHECK(EvalCondition(*code, c));
+  CHECK(ErrorBits(c.errors) == ErrorBits(kType));
+  EvalContext d = f.Ctx();
+  const Value sum = Eval(*CodeOf(*MustCompile("abs(neg) + v", f.env)), d);
+  CHECK(Matches(sum, N(12.5)));
+}
+
 }  // namespace
 }  // namespace vigie::rules
