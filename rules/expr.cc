@@ -183,6 +183,54 @@ bool FindLeadingTest(const Expr& where, LeadingTest* out) {
   return WalkConjuncts(where, out) == 1;
 }
 
+namespace {
+
+ExprPtr Clone(const Expr& e) {
+  auto* c = new Expr;
+  c->op = e.op;
+  c->reads_event = e.reads_event;
+  c->reads_clock = e.reads_clock;
+  c->depth = e.depth;
+  c->index = e.index;
+  c->text = e.text;
+  c->constant = e.constant;
+  if (e.constant.is_string() && e.constant.str.data() == e.text.data())
+    c->constant = Value::String(c->text);  // a string constant views its own node's text
+  c->kids.reserve(e.kids.size());
+  for (const ExprPtr& k : e.kids) c->kids.push_back(Clone(*k));
+  return ExprPtr(c);
+}
+
+// `e` with its leftmost leaf (the leading test) taken as true: null when nothing is left.
+ExprPtr WithoutLeftmost(const Expr& e) {
+  if (e.op != Op::kAnd) return nullptr;  // the leftmost leaf itself
+  ExprPtr left = WithoutLeftmost(*e.kids[0]);
+  if (!left) return Clone(*e.kids[1]);
+  auto* a = new Expr;
+  a->op = Op::kAnd;
+  a->reads_event = e.reads_event;
+  a->reads_clock = e.reads_clock;
+  a->depth = e.depth;
+  a->kids.push_back(std::move(left));
+  a->kids.push_back(Clone(*e.kids[1]));
+  return ExprPtr(a);
+}
+
+}  // namespace
+
+bool ResidualAfterLeadingTest(const Expr& where, ExprPtr* rest) {
+  LeadingTest t;
+  if (!FindLeadingTest(where, &t)) return false;
+  const Expr* leftmost = &where;
+  while (leftmost->op == Op::kAnd) leftmost = leftmost->kids[0].get();
+  LeadingTest first;
+  if (!AsTest(*leftmost, &first)) return false;  // an error-free conjunct comes first
+  ExprPtr r = WithoutLeftmost(where);
+  if (r) BuildCode(const_cast<Expr*>(r.get()));  // ours until returned
+  *rest = std::move(r);
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Canonical text
 

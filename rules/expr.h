@@ -91,6 +91,14 @@ struct LeadingTest {
 };
 // False if `where` does not start with such a test.
 bool FindLeadingTest(const Expr& where, LeadingTest* out);
+// What is left of `where` to evaluate for an event whose leading test (FindLeadingTest) is
+// known to hold, e.g. because the rule index found the event under one of its constants:
+// `zone == "a" and lane == "car"` leaves `lane == "car"` (and `(t and a) and b` leaves
+// `a and b`); a test alone leaves nothing (*rest null: the condition holds). A true test records
+// no error, so evaluating the rest gives the same result and the same errors as the whole.
+// False (evaluate `where` whole) when the test is not the first conjunct, i.e. error-free
+// conjuncts such as `exists(x)` come before it, or when there is no leading test.
+bool ResidualAfterLeadingTest(const Expr& where, ExprPtr* rest);
 // True if the expression calls hour()/minute()/weekday()/sun_altitude().
 bool ReadsClock(const Expr& e);
 

@@ -91,32 +91,34 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
 }
 
 void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists) {
-  auto append = [&](const std::vector<uint32_t>& v) {
+  // Entries are rule << 1 | 1 when the rule's leading test is known to hold (found under one of
+  // its constants), rule << 1 otherwise.
+  auto append = [&](const std::vector<uint32_t>& v, uint32_t hit) {
     if (v.empty()) return;
-    out->insert(out->end(), v.begin(), v.end());
+    for (uint32_t r : v) out->push_back(r << 1 | hit);
     ++*lists;
   };
-  append(b.always);
+  append(b.always, 0);
   for (const FieldIndex& f : b.fields) {
     const Value v = ev.Get(f.name);
     if (v.missing()) {  // the test records missing_field: evaluate
-      append(f.all);
+      append(f.all, 0);
       continue;
     }
-    append(f.not_of_type[static_cast<int>(v.type)]);  // the test records type_mismatch
+    append(f.not_of_type[static_cast<int>(v.type)], 0);  // the test records type_mismatch
     switch (v.type) {
       case Type::kString: {
         auto it = f.strings.find(v.str);
-        if (it != f.strings.end()) append(it->second);
+        if (it != f.strings.end()) append(it->second, 1);
         break;
       }
       case Type::kNumber: {
         auto it = f.numbers.find(v.num);  // NaN finds nothing: NaN == c is false, no error
-        if (it != f.numbers.end()) append(it->second);
+        if (it != f.numbers.end()) append(it->second, 1);
         break;
       }
       case Type::kBool:
-        append(f.bools[v.b ? 1 : 0]);
+        append(f.bools[v.b ? 1 : 0], 1);
         break;
       case Type::kMissing:
         break;
@@ -144,7 +146,7 @@ const RuleIndex::Bucket* RuleIndex::FindExact(std::string_view kind) const {
   return nullptr;
 }
 
-void RuleIndex::Match(const Event& ev, std::vector<uint32_t>* out) const {
+void RuleIndex::MatchTagged(const Event& ev, std::vector<uint32_t>* out) const {
   out->clear();
   int lists = 0;
   if (const Bucket* b = FindExact(ev.kind)) {
@@ -153,10 +155,17 @@ void RuleIndex::Match(const Event& ev, std::vector<uint32_t>* out) const {
     for (const auto& [prefix, bucket] : prefix_)
       if (ev.kind.starts_with(prefix)) Collect(bucket, ev, out, &lists);
   }
+  // A rule comes at most once per bucket; in several prefix buckets it has the same test and
+  // so the same tag, and unique() keeps one.
   if (lists > 1) {
     std::sort(out->begin(), out->end());
     out->erase(std::unique(out->begin(), out->end()), out->end());
   }
+}
+
+void RuleIndex::Match(const Event& ev, std::vector<uint32_t>* out) const {
+  MatchTagged(ev, out);
+  for (uint32_t& r : *out) r >>= 1;
 }
 
 }  // namespace vigie::rules

@@ -48,6 +48,10 @@ class RuleIndex {
   // The rule indexes (ascending, no duplicates) that `ev` may match, into *out (cleared first).
   // No allocation once *out has the capacity (at most the rule count).
   void Match(const Event& ev, std::vector<uint32_t>* out) const;
+  // The same rules, each as rule << 1 | known: known is 1 when the event was found under one of
+  // the rule's constants, so that its leading test holds with no error and the engine may
+  // evaluate only the rest of `where` (ResidualAfterLeadingTest in expr.h). Ascending.
+  void MatchTagged(const Event& ev, std::vector<uint32_t>* out) const;
 
   const Key& key(uint32_t rule) const { return keys_[rule]; }
 

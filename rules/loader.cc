@@ -754,6 +754,7 @@ struct Loader {
       std::string t;
       r->where = Compile(where_n, "where", env, &t);
       if (!r->where) ok = false;
+      else r->where_rest_ok = ResidualAfterLeadingTest(*r->where, &r->where_rest);
       canon += "where:" + t + "\n";
     }
 

@@ -882,5 +882,43 @@ TEST_CASE("the code form: one block, evaluated alike through CodeOf", "[expr]") 
   CHECK(Matches(sum, N(12.5)));
 }
 
+TEST_CASE("ResidualAfterLeadingTest: what is left of where once its leading test holds",
+          "[expr][index]") {
+  CompileEnv env;
+  auto rest = [&](const char* where) -> std::string {
+    ExprPtr e = MustCompile(where, env);
+    ExprPtr r;
+    if (!ResidualAfterLeadingTest(*e, &r)) return "<whole>";
+    if (!r) return "<nothing>";
+    REQUIRE(CodeOf(*r) != nullptr);  // evaluable
+    return ExprCanonical(*r);
+  };
+  CHECK(rest("zone == \"a\" and lane == \"car\"") == "lane == \"car\"");
+  CHECK(rest("\"a\" == zone and speed > 3") == "speed > 3");
+  CHECK(rest("zone in [\"a\", \"b\"] and speed > 3 and lane != \"bus\"") ==
+        "speed > 3 and lane != \"bus\"");
+  CHECK(rest("(zone == \"a\" and speed > 3) and (lane == \"car\" or x)") ==
+        "speed > 3 and (lane == \"car\" or x)");
+  CHECK(rest("zone == \"a\"") == "<nothing>");
+  CHECK(rest("zone == 3 and (a or b)") == "a or b");
+  // Not the first conjunct, or no test at all: evaluate the whole.
+  CHECK(rest("exists(x) and zone == \"a\"") == "<whole>");
+  CHECK(rest("speed > 3 and zone == \"a\"") == "<whole>");
+  CHECK(rest("zone == \"a\" or lane == \"car\"") == "<whole>");
+  CHECK(rest("not (zone == \"a\")") == "<whole>");
+
+  // The rest evaluates like the whole on an event whose test holds.
+  Fixture f;
+  ExprPtr whole = MustCompile("lane == \"bus\" and speed > 40 and name == \"x\" + 1", f.env);
+  ExprPtr r;
+  REQUIRE(ResidualAfterLeadingTest(*whole, &r));
+  REQUIRE(r);
+  EvalContext a = f.Ctx();
+  EvalContext b = f.Ctx();
+  CHECK(EvalCondition(*whole, a) == EvalCondition(*r, b));
+  CHECK(a.errors == kType);
+  CHECK(b.errors == kType);
+}
+
 }  // namespace
 }  // namespace vigie::rules

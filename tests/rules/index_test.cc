@@ -378,6 +378,52 @@ TEST_CASE("index: Match(ev) holds every rule whose where is true or records an e
   CHECK(skipped > checked / 50);
 }
 
+TEST_CASE("index: a rule tagged known evaluates the rest of where to the same result and errors",
+          "[index][property]") {
+  int known = 0, with_rest = 0;
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    Gen g(seed);
+    std::string y = "rules:\n";
+    const int n = 1 + g.Pick(40);
+    for (int i = 0; i < n; ++i) {
+      y += "  - name: r" + std::to_string(i) + "\n    on: " + g.On() + "\n";
+      if (g.Pick(8)) y += "    where: '" + g.Where() + "'\n";
+      y += "    when: 'true'\n";
+    }
+    INFO(y);
+    auto rs = MustCompile(y);
+    EvalScratch scratch;
+    Ids tagged, plain;
+    for (int e = 0; e < 200; ++e) {
+      const Event ev = g.MakeEv();
+      rs->MatchTagged(ev, &tagged);
+      rs->Match(ev, &plain);
+      REQUIRE(tagged.size() == plain.size());
+      for (size_t j = 0; j < tagged.size(); ++j) {
+        const uint32_t i = tagged[j] >> 1;
+        CHECK(i == plain[j]);
+        if (!(tagged[j] & 1)) continue;
+        const Rule& r = rs->rules[i];
+        REQUIRE(r.where);
+        ++known;
+        if (!r.where_rest_ok) continue;
+        ++with_rest;
+        EvalContext whole, rest;
+        whole.event = rest.event = &ev;
+        whole.scratch = rest.scratch = &scratch;
+        const bool w = EvalCondition(*r.where, whole);
+        const bool p = r.where_rest ? EvalCondition(*r.where_rest, rest) : true;
+        INFO("rule r" << i << " where " << ExprCanonical(*r.where) << " rest "
+                      << (r.where_rest ? ExprCanonical(*r.where_rest) : "(none)"));
+        CHECK(w == p);
+        CHECK(whole.errors == rest.errors);
+      }
+    }
+  }
+  CHECK(known > 200);
+  CHECK(with_rest > 100);
+}
+
 TEST_CASE("index: kinds are found by scan (few kinds) and by hash (many), alike", "[index]") {
   // Up to 64 exact kinds are scanned by (length, first 8 bytes); more go through a hash map.
   // Kinds that share their first 8 bytes and length must still be told apart.
