@@ -18,6 +18,7 @@
 //   if it has a value; it never sets kErrMissingField.
 // - Columns in Diag count UTF-8 code points.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <charconv>
@@ -1629,9 +1630,16 @@ size_t CodeBytes(const ExprCode* c) {
 }
 
 Value Eval(const ExprCode& c, EvalContext& ctx) { return EvalNode(c, ctx); }
-Value Eval(const Expr& e, EvalContext& ctx) { return EvalNode(e.code[0], ctx); }
+// Only roots have code (CompileExpr's results and aggregate arguments): what callers hold.
+Value Eval(const Expr& e, EvalContext& ctx) {
+  assert(!e.code.empty());
+  return EvalNode(e.code[0], ctx);
+}
 
-bool EvalCondition(const Expr& e, EvalContext& ctx) { return EvalCondition(e.code[0], ctx); }
+bool EvalCondition(const Expr& e, EvalContext& ctx) {
+  assert(!e.code.empty());
+  return EvalCondition(e.code[0], ctx);
+}
 
 bool EvalCondition(const ExprCode& c, EvalContext& ctx) {
   Value v = EvalNode(c, ctx);
