@@ -302,6 +302,17 @@ struct Gen {
       }
     }
   }
+  // A rule file of 1..40 rules of random `on` and (mostly) random `where`.
+  std::string Rules() {
+    std::string y = "rules:\n";
+    const int n = 1 + Pick(40);
+    for (int i = 0; i < n; ++i) {
+      y += "  - name: r" + std::to_string(i) + "\n    on: " + On() + "\n";
+      if (Pick(8)) y += "    where: '" + Where() + "'\n";
+      y += "    when: 'true'\n";
+    }
+    return y;
+  }
   Event MakeEv() {
     static const char* const kKinds[] = {"k1", "k2", "k.x", "k.y", "k", "kz", "other"};
     Event ev;
@@ -326,13 +337,7 @@ TEST_CASE("index: Match(ev) holds every rule whose where is true or records an e
   int indexed = 0, skipped = 0, checked = 0;
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     Gen g(seed);
-    std::string y = "rules:\n";
-    const int n = 1 + g.Pick(40);
-    for (int i = 0; i < n; ++i) {
-      y += "  - name: r" + std::to_string(i) + "\n    on: " + g.On() + "\n";
-      if (g.Pick(8)) y += "    where: '" + g.Where() + "'\n";
-      y += "    when: 'true'\n";
-    }
+    const std::string y = g.Rules();
     INFO(y);
     auto rs = MustCompile(y);
     for (uint32_t i = 0; i < rs->rules.size(); ++i) indexed += !rs->index.key(i).field.empty();
@@ -383,13 +388,7 @@ TEST_CASE("index: a rule tagged known evaluates the rest of where to the same re
   int known = 0, with_rest = 0;
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     Gen g(seed);
-    std::string y = "rules:\n";
-    const int n = 1 + g.Pick(40);
-    for (int i = 0; i < n; ++i) {
-      y += "  - name: r" + std::to_string(i) + "\n    on: " + g.On() + "\n";
-      if (g.Pick(8)) y += "    where: '" + g.Where() + "'\n";
-      y += "    when: 'true'\n";
-    }
+    const std::string y = g.Rules();
     INFO(y);
     auto rs = MustCompile(y);
     EvalScratch scratch;
