@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <queue>
+#include <span>
 #include <type_traits>
 #include <unordered_map>
 
@@ -72,14 +73,29 @@ constexpr uint8_t kStateVersion = 1;
 
 struct FiringAlert {
   std::string severity, summary;
-  std::vector<std::pair<std::string, std::string>> labels;
+  SlotList<Label> labels;  // spent slots keep their buffers (a re-firing alert reuses them)
 };
 
 // What only some groups need, allocated on first use: the group_by values when they are not just
 // the key (numbers, booleans, several fields), and the alerts an active group will resolve.
 struct GroupCold {
   std::vector<OwnedValue> gvals;
+  // The alerts an active group will resolve: firing[0, nfiring). The slots after are spent ones
+  // kept for their buffers, so that an alert firing again records itself without allocating.
   std::vector<FiringAlert> firing;
+  size_t nfiring = 0;
+
+  std::span<FiringAlert> Firing() { return {firing.data(), nfiring}; }
+  std::span<const FiringAlert> Firing() const { return {firing.data(), nfiring}; }
+  // The next slot; its fields hold stale text for the caller to assign over.
+  FiringAlert& AddFiring() {
+    if (nfiring == firing.size()) firing.emplace_back();
+    return firing[nfiring++];
+  }
+  void SetFiringCount(size_t n) {
+    if (n > firing.size()) firing.resize(n);
+    nfiring = n;
+  }
 };
 
 // One rule's state for one group key. A million of these must fit in well under 1 GiB with their
@@ -451,36 +467,40 @@ struct Engine::Impl {
                   const EvalContext& ctx, bool record_firing, OutputSink& out) {
     const Rule& r = rs->rules[g->rule];
     for (const ActionSpec& a : actions) {
-      Output o;
+      // Filled in place (assign, append): a recycled output's buffers are reused.
+      Output& o = out.NewOutput();
       o.type = a.type;
       o.ts_ms = T;
       o.ingest_ns = ev ? ev->ingest_ns : 0;
-      o.rule = r.info.name;
-      o.key = g->key;
+      o.rule.assign(r.info.name);
+      o.key.assign(g->key);
       if (a.type == OutputType::kCommand) {
         RenderTemplate(a.target, g, ev, ctx, &o.target);
         RenderTemplate(a.action, g, ev, ctx, &o.action);
-        o.params.reserve(a.params.size());
         for (const ParamSpec& ps : a.params) {
-          Param p;
-          p.name = ps.name;
+          Param& p = o.params.emplace_back();
+          p.name.assign(ps.name);
           p.value = ps.constant;
           if (ps.constant.kind == ParamValue::Kind::kString) {
             p.value.str.clear();
             RenderTemplate(ps.text, g, ev, ctx, &p.value.str);
           }
-          o.params.push_back(std::move(p));
         }
       } else {
-        o.state = "firing";
-        o.severity = a.severity;
+        o.state.assign("firing");
+        o.severity.assign(a.severity);
         RenderTemplate(a.summary, g, ev, ctx, &o.summary);
         for (const auto& [name, t] : a.labels) {
-          std::string v;
+          auto& [k, v] = o.labels.emplace_back();
+          k.assign(name);
           RenderTemplate(t, g, ev, ctx, &v);
-          o.labels.emplace_back(name, std::move(v));
         }
-        if (record_firing) Cold(g).firing.push_back(FiringAlert{o.severity, o.summary, o.labels});
+        if (record_firing) {
+          FiringAlert& f = Cold(g).AddFiring();
+          f.severity.assign(o.severity);
+          f.summary.assign(o.summary);
+          f.labels.assign(o.labels.begin(), o.labels.end());
+        }
       }
       out.Emit(std::move(o));
     }
@@ -501,7 +521,7 @@ struct Engine::Impl {
     RuleStats& st = St(g->rule);
     RuleStats::Add(st.activations);
     st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (g->cold) g->cold->firing.clear();
+    if (g->cold) g->cold->nfiring = 0;
     RunActions(rs->rules[g->rule].then, g, T, ev, ctx, true, out);
     MarkDirty(g);
   }
@@ -514,20 +534,21 @@ struct Engine::Impl {
     RuleStats::Add(st.deactivations);
     st.active_groups.store(st.active_groups.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     if (g->cold) {
-      for (FiringAlert& f : g->cold->firing) {
-        Output o;
+      // Copied, not moved: the firing slots keep their buffers for the next activation.
+      for (const FiringAlert& f : g->cold->Firing()) {
+        Output& o = out.NewOutput();
         o.type = OutputType::kAlert;
         o.ts_ms = T;
         o.ingest_ns = ev ? ev->ingest_ns : 0;
-        o.rule = r.info.name;
-        o.key = g->key;
-        o.state = "resolved";
-        o.severity = std::move(f.severity);
-        o.summary = std::move(f.summary);
-        o.labels = std::move(f.labels);
+        o.rule.assign(r.info.name);
+        o.key.assign(g->key);
+        o.state.assign("resolved");
+        o.severity.assign(f.severity);
+        o.summary.assign(f.summary);
+        o.labels.assign(f.labels.begin(), f.labels.end());
         out.Emit(std::move(o));
       }
-      g->cold->firing.clear();
+      g->cold->nfiring = 0;
     }
     RunActions(r.otherwise, g, T, ev, ctx, false, out);
     MarkDirty(g);
@@ -871,9 +892,9 @@ struct Engine::Impl {
     const size_t nv = GroupValueCount(g);
     w.Var(nv);
     for (size_t i = 0; i < nv; ++i) w.Val(GroupValue(g, i));
-    w.Var(g->cold ? g->cold->firing.size() : 0);
+    w.Var(g->cold ? g->cold->nfiring : 0);
     if (g->cold) {
-      for (const auto& f : g->cold->firing) {
+      for (const auto& f : g->cold->Firing()) {
         w.Str(f.severity);
         w.Str(f.summary);
         w.Var(f.labels.size());
@@ -936,7 +957,7 @@ struct Engine::Impl {
       if (!rd.Val(&gv)) return false;
     SetGroupValues(g, gvals);
     if (!rd.Var(&n) || n > 1000) return false;
-    if (n > 0) Cold(g).firing.resize(n);
+    if (n > 0) Cold(g).SetFiringCount(n);
     for (size_t i = 0; i < n; ++i) {
       FiringAlert& f = g->cold->firing[i];
       uint64_t nl;

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/slot_list.h"
 #include "rules/value.h"
 
 namespace vigie::rules {
@@ -27,118 +28,18 @@ struct Field {
   OwnedValue value;
 };
 
-// The fields of an Event: a std::vector<Field> for the live fields [0, size()), which also keeps
-// the fields removed by clear(), pop_back(), erase() or a shrinking resize() as spent slots, so
-// that refilling reuses their strings' buffers (a field name or a string value longer than the
-// 15 bytes std::string holds inline would otherwise be reallocated for every event). A slot
-// handed out again by emplace_back() / resize() is reset (empty name, missing value). Copying
-// copies the live fields only (assignment reuses the target's slots); moving moves everything.
-class FieldList {
- public:
-  using value_type = Field;
-  using size_type = size_t;
-  using reference = Field&;
-  using const_reference = const Field&;
-  using iterator = Field*;
-  using const_iterator = const Field*;
-
-  FieldList() = default;
-  FieldList(std::initializer_list<Field> init) : slots_(init), n_(slots_.size()) {}
-  FieldList(const FieldList& o) : slots_(o.begin(), o.end()), n_(o.n_) {}
-  FieldList(FieldList&& o) noexcept : slots_(std::move(o.slots_)), n_(std::exchange(o.n_, 0)) {
-    o.slots_.clear();
+template <>
+struct SlotReset<Field> {
+  void operator()(Field& f) const {
+    f.name.clear();
+    f.value.Assign(Value::Missing());
   }
-  FieldList& operator=(const FieldList& o) {
-    if (this != &o) {
-      for (size_t i = 0; i < o.n_; ++i) {
-        if (i < slots_.size()) {
-          slots_[i] = o.slots_[i];
-        } else {
-          slots_.push_back(o.slots_[i]);
-        }
-      }
-      n_ = o.n_;
-    }
-    return *this;
-  }
-  FieldList& operator=(FieldList&& o) noexcept {
-    if (this != &o) {
-      slots_ = std::move(o.slots_);
-      o.slots_.clear();
-      n_ = std::exchange(o.n_, 0);
-    }
-    return *this;
-  }
-
-  size_t size() const { return n_; }
-  bool empty() const { return n_ == 0; }
-  size_t capacity() const { return slots_.capacity(); }
-  // Grows geometrically (decoders reserve the exact count of each event they fill; a recycled
-  // event then reallocates O(log n) times, not once per larger event).
-  void reserve(size_t n) {
-    if (n > slots_.capacity()) slots_.reserve(std::max(n, 2 * slots_.capacity()));
-  }
-
-  Field* data() { return slots_.data(); }
-  const Field* data() const { return slots_.data(); }
-  iterator begin() { return slots_.data(); }
-  iterator end() { return slots_.data() + n_; }
-  const_iterator begin() const { return slots_.data(); }
-  const_iterator end() const { return slots_.data() + n_; }
-  const_iterator cbegin() const { return begin(); }
-  const_iterator cend() const { return end(); }
-  Field& operator[](size_t i) { return slots_[i]; }
-  const Field& operator[](size_t i) const { return slots_[i]; }
-  Field& front() { return slots_[0]; }
-  const Field& front() const { return slots_[0]; }
-  Field& back() { return slots_[n_ - 1]; }
-  const Field& back() const { return slots_[n_ - 1]; }
-
-  // Appends a field: a reset spent slot when there is one (no allocation), else a new one.
-  template <class... Args>
-  Field& emplace_back(Args&&... args) {
-    if constexpr (sizeof...(Args) == 0) {
-      return Next();
-    } else {
-      return Next() = Field{std::forward<Args>(args)...};
-    }
-  }
-  void push_back(const Field& f) { Next() = f; }
-  void push_back(Field&& f) { Next() = std::move(f); }
-  void pop_back() {
-    assert(n_ > 0);
-    --n_;
-  }
-  // Removes one field, keeping the order of the others (its slot becomes spent).
-  iterator erase(const_iterator pos) {
-    Field* p = begin() + (pos - cbegin());
-    std::rotate(p, p + 1, end());
-    --n_;
-    return p;
-  }
-  void clear() { n_ = 0; }
-  // Grows with reset fields, shrinks keeping the removed ones spent.
-  void resize(size_t n) {
-    while (n_ < n) Next();
-    n_ = n;
-  }
-
- private:
-  Field& Next() {
-    if (n_ < slots_.size()) {
-      Field& f = slots_[n_++];
-      f.name.clear();
-      f.value.Assign(Value::Missing());
-      return f;
-    }
-    slots_.emplace_back();
-    ++n_;
-    return slots_.back();
-  }
-
-  std::vector<Field> slots_;  // [0, n_) live, the rest spent
-  size_t n_ = 0;
 };
+
+// The fields of an Event (rules/slot_list.h): removed fields stay as spent slots whose name and
+// value buffers the next fields reuse; a slot handed out again is reset (empty name, missing
+// value).
+using FieldList = SlotList<Field>;
 
 struct Event {
   int64_t ts_ms = 0;      // event time, ms since the Unix epoch (ingest time if the event had none)

@@ -120,11 +120,16 @@ void OutputDispatcher::Dispatch(rules::Output& o) {
   }
 }
 
-size_t OutputDispatcher::DrainOnce(std::vector<moodycamel::ConsumerToken>& toks) {
+size_t OutputDispatcher::DrainOnce(std::vector<moodycamel::ConsumerToken>& toks,
+                                   std::vector<moodycamel::ProducerToken>& back) {
   size_t total = 0;
   for (size_t s = 0; s < queues_.size(); ++s) {
-    const size_t n = queues_[s]->PopBulk(toks[s], buf_.data(), buf_.size());
-    for (size_t i = 0; i < n; ++i) Dispatch(buf_[i]);
+    OutputQueue& q = *queues_[s];
+    const size_t n = q.PopBulk(toks[s], buf_.data(), buf_.size());
+    for (size_t i = 0; i < n; ++i) {
+      Dispatch(buf_[i]);
+      q.Recycle(back[s], std::move(buf_[i]));  // its buffers go back to the shard
+    }
     total += n;
   }
   return total;
@@ -132,13 +137,18 @@ size_t OutputDispatcher::DrainOnce(std::vector<moodycamel::ConsumerToken>& toks)
 
 void OutputDispatcher::Run() {
   std::vector<moodycamel::ConsumerToken> toks;
+  std::vector<moodycamel::ProducerToken> back;
   toks.reserve(queues_.size());
-  for (auto& q : queues_) toks.emplace_back(q->queue());
+  back.reserve(queues_.size());
+  for (auto& q : queues_) {
+    toks.emplace_back(q->queue());
+    back.emplace_back(q->spent_queue());
+  }
   for (;;) {
-    if (DrainOnce(toks) > 0) continue;
+    if (DrainOnce(toks, back) > 0) continue;
     if (stop_.load(std::memory_order_acquire)) {
       // The shards are stopped: whatever is left is complete. Drain until empty.
-      while (DrainOnce(toks) > 0 || depth() > 0) {
+      while (DrainOnce(toks, back) > 0 || depth() > 0) {
       }
       break;
     }

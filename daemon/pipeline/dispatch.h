@@ -77,7 +77,8 @@ class OutputDispatcher {
 
  private:
   void Run();
-  size_t DrainOnce(std::vector<moodycamel::ConsumerToken>& toks);
+  size_t DrainOnce(std::vector<moodycamel::ConsumerToken>& toks,
+                   std::vector<moodycamel::ProducerToken>& back);
   void Dispatch(rules::Output& o);
 
   const DispatchOptions opts_;

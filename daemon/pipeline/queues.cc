@@ -87,7 +87,9 @@ bool ShardQueue::Push(EventBatch* b, moodycamel::ProducerToken* tok) {
 
 OutputQueue::OutputQueue(size_t capacity)
     : cap_(static_cast<int64_t>(std::max<size_t>(1, capacity))),
-      q_(std::max<size_t>(capacity, 64), 1, 0) {}
+      q_(std::max<size_t>(capacity, 64), 1, 0),
+      // What can be out at once: a full queue, the dispatcher's bulk buffer and the shard's spare.
+      spent_(std::max<size_t>(capacity, 64) + 128, 1, 0) {}
 
 void OutputQueue::Push(moodycamel::ProducerToken& tok, rules::Output&& out, Waker& consumer) {
   Backoff backoff;

@@ -158,6 +158,12 @@ class ShardQueue {
 
 // Shard -> dispatcher: single producer, single consumer, bounded in outputs. Push waits (never
 // drops) while full.
+//
+// And back: the dispatcher returns every output it has sent (Recycle) and the shard refills it
+// (TakeSpent), so that an output's strings and lists are allocated once, by the shard, and then
+// circulate: no malloc on the shard and no free on the dispatcher per output (a free of another
+// thread's block also contends for that thread's malloc arena). The return queue has room for
+// every output that can be in flight; should it ever be full, the output is simply freed.
 class OutputQueue {
  public:
   explicit OutputQueue(size_t capacity);
@@ -175,9 +181,20 @@ class OutputQueue {
   uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
   moodycamel::ConcurrentQueue<rules::Output>& queue() { return q_; }
 
+  // Dispatcher: gives a sent output back (moved from; freed if the return queue is full).
+  void Recycle(moodycamel::ProducerToken& tok, rules::Output&& out) {
+    if (!spent_.try_enqueue(tok, std::move(out))) out = rules::Output();
+  }
+  // Shard: moves a sent output into *out (its buffers, to refill); false when none is back yet.
+  bool TakeSpent(moodycamel::ConsumerToken& tok, rules::Output* out) {
+    return spent_.try_dequeue(tok, *out);
+  }
+  moodycamel::ConcurrentQueue<rules::Output>& spent_queue() { return spent_; }
+
  private:
   const int64_t cap_;
   moodycamel::ConcurrentQueue<rules::Output> q_;
+  moodycamel::ConcurrentQueue<rules::Output> spent_;
   alignas(64) std::atomic<int64_t> count_{0};
   std::atomic<uint64_t> waits_{0};  // written by the producer only
 };

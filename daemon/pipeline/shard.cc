@@ -12,6 +12,14 @@ std::vector<double> EventLatencyBounds() {
           2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
+rules::Output& ShardWorker::QueueSink::NewOutput() {
+  // None back yet (start-up, or more outputs in flight than ever before): spare_ is the empty
+  // husk of the last one emitted, and filling it allocates.
+  w_->out_->TakeSpent(spent_tok_, &spare_);
+  spare_.Clear();
+  return spare_;
+}
+
 void ShardWorker::QueueSink::Emit(rules::Output&& o) {
   w_->out_->Push(tok_, std::move(o), *w_->dispatcher_);
   ShardStats::Add(w_->stats_.outputs);

@@ -117,15 +117,21 @@ class ShardWorker {
   int64_t output_depth() const { return out_->depth(); }
 
  private:
+  // Hands the engine outputs the dispatcher has sent and given back (OutputQueue::TakeSpent), and
+  // queues what it fills.
   class QueueSink final : public rules::OutputSink {
    public:
-    QueueSink(ShardWorker* w) : w_(w), tok_(w->out_->queue()) {}
+    QueueSink(ShardWorker* w)
+        : w_(w), tok_(w->out_->queue()), spent_tok_(w->out_->spent_queue()) {}
+    rules::Output& NewOutput() override;
     void Emit(rules::Output&& o) override;
     uint64_t since_checkpoint = 0;  // outputs (state changes) not yet covered by a checkpoint
 
    private:
     ShardWorker* w_;
     moodycamel::ProducerToken tok_;
+    moodycamel::ConsumerToken spent_tok_;
+    rules::Output spare_;
   };
 
   void Run();

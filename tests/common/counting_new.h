@@ -19,6 +19,7 @@
 namespace {
 
 std::atomic<bool> g_counting{false};
+thread_local bool t_excluded = false;  // AllocCounter::ExcludeThisThread
 std::atomic<uint64_t> g_news{0};
 std::atomic<uint64_t> g_deletes{0};
 
@@ -45,7 +46,7 @@ void MaybeBacktrace() {
 }
 
 void* CountedAlloc(std::size_t n, std::size_t align, bool nothrow) {
-  if (g_counting.load(std::memory_order_relaxed)) {
+  if (g_counting.load(std::memory_order_relaxed) && !t_excluded) {
     g_news.fetch_add(1, std::memory_order_relaxed);
     MaybeBacktrace();
   }
@@ -62,7 +63,9 @@ void* CountedAlloc(std::size_t n, std::size_t align, bool nothrow) {
 
 void CountedFree(void* p) {
   if (p == nullptr) return;
-  if (g_counting.load(std::memory_order_relaxed)) g_deletes.fetch_add(1, std::memory_order_relaxed);
+  if (g_counting.load(std::memory_order_relaxed) && !t_excluded) {
+    g_deletes.fetch_add(1, std::memory_order_relaxed);
+  }
   std::free(p);
 }
 
@@ -82,6 +85,9 @@ class AllocCounter {
   }
   uint64_t news() const { return news_; }
   uint64_t deletes() const { return deletes_; }
+  // From now on the calling thread's allocations are not counted (a test that drives threads
+  // under test from a thread whose own allocations another test covers).
+  static void ExcludeThisThread() { t_excluded = true; }
 
  private:
   uint64_t news_ = 0, deletes_ = 0;

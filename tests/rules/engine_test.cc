@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <random>
 
 #include "rules/bytes.h"
 #include "rules/engine.h"
@@ -1032,4 +1033,58 @@ TEST_CASE("engine: a stateless rule without `for` makes its group when `when` fi
   CHECK(e2.group_count() == 1);  // inactive again, kept until idle eviction
   e2.Process(temp(kT0 + 7, 40), kT0 + 7, after);  // and it can fire again
   CHECK(e2.stats(0).activations.load() == 1);
+}
+
+// A sink that keeps refilling one output (the default OutputSink::NewOutput; Emit does not move
+// from it), as the daemon's shard sink refills the outputs the dispatcher gives back, and keeps
+// a rendering of each. Compared with a sink that takes every output away (a fresh one each time).
+struct Refill : OutputSink {
+  std::vector<std::string> rendered;
+  void Emit(Output&& o) override { rendered.push_back(Render(o)); }
+};
+
+TEST_CASE("engine outputs: a refilled output carries nothing over from the one before",
+          "[engine][outputs]") {
+  // Commands with and without parameters, alerts with different label counts that fire and
+  // resolve, long and short texts, interleaved: every shape follows every other.
+  auto rs = MustCompile(R"(rules:
+  - name: fast
+    on: traffic
+    when: speed > 40
+    then:
+      - command: {target: "lights/junction/{junction}/approach/{device}", action: extend-green-phase, seconds: 10, lane: "{lane}", note: "a parameter long enough for the heap {device}"}
+      - alert: {severity: warning, summary: "device {device} at junction {junction} reports {speed} km/h", labels: {junction: "{junction}", kind: traffic, extra: "a label long enough for the heap"}}
+    otherwise:
+      - command: {target: "l/{device}", action: restore}
+  - name: slow
+    on: traffic
+    when: speed < 33
+    then:
+      - alert: {severity: info, summary: "slow", labels: {d: "{device}"}}
+      - command: {target: "x", action: y}
+)");
+  std::mt19937 rng(7);
+  std::vector<Event> events;
+  for (int i = 0; i < 400; ++i) {
+    const std::string d = "device-" + std::to_string(rng() % 7);
+    events.push_back(MakeEvent(1000 + i, "traffic",
+                               {{"device", d.c_str()},
+                                {"junction", (rng() % 2) ? "j-1" : "junction-with-a-long-name"},
+                                {"lane", (rng() % 2) ? "car" : "bus"},
+                                {"speed", static_cast<int>(25 + rng() % 25)}}));
+  }
+  EngineOptions o;
+  FixedOffsetZone tz(0);
+  o.tz = &tz;
+  Engine fresh(rs, o), refilled(rs, o);
+  Collect taken;
+  Refill kept;
+  for (const Event& ev : events) {
+    fresh.Process(ev, ev.ts_ms, taken);
+    refilled.Process(ev, ev.ts_ms, kept);
+  }
+  std::vector<std::string> want;
+  for (const Output& out : taken.outs) want.push_back(Render(out));
+  REQUIRE(want.size() > 100);  // both rules changed state many times, in every order
+  CHECK(kept.rendered == want);
 }

@@ -1,9 +1,9 @@
 // The engine allocates nothing per event in steady state: once every group exists and its window
 // has reached its working size, processing events (rule matching, where, group lookup, window
 // updates and expiry, tumbling period closes, absence deadlines, timers) makes zero calls to
-// operator new or delete. Outputs are not steady state (an output is a new message and owns its
-// strings), so the stream keeps every rule inactive; checkpoints (TakeDirty) serialize and are
-// not on the event path either.
+// operator new or delete. Neither do events that fire: the engine fills the output its sink
+// hands out (OutputSink::NewOutput, recycled), and an alert's firing record reuses its slot.
+// Checkpoints (TakeDirty) serialize and are not on the event path.
 //
 // This binary replaces the global operator new/delete (tests/common/counting_new.h), which is why
 // it is an executable of its own. The first case checks that the counter sees the engine's
@@ -179,9 +179,57 @@ TEST_CASE("engine alloc: steady-state events allocate nothing", "[alloc]") {
     s.Run(e, out, 24000);  // 2 minutes: windows slide, 12 tumbling closes, sessions continue
     c.Stop();
     CHECK(e.group_count() == groups);
-    CHECK(out.n == 0);  // no rule fired: this is the steady state, not the output path
+    CHECK(out.n == 0);  // no rule fired: the output path is the next test case
     CHECK(c.news() == 0);
     CHECK(c.deletes() == 0);
     CHECK(s.now() > kT0 + 5 * 60 * 1000);
   }
+}
+
+// Rules that change state on most events: commands with parameters, alerts with labels that fire
+// and resolve, `otherwise`, a windowed rule, and strings longer than std::string keeps inline
+// (rule names, targets, summaries), which are the ones that would need the heap.
+const char* kFiringRules = R"(rules:
+  - name: traffic-fast-on-a-junction-approach
+    on: traffic
+    when: speed > 40
+    then:
+      - command: {target: "lights/junction/{junction}/approach/{device}", action: extend-green-phase, seconds: 10, lane: "{lane}"}
+      - alert: {severity: warning, summary: "device {device} at junction {junction} reports {speed} km/h", labels: {junction: "{junction}", kind: traffic}}
+    otherwise:
+      - command: {target: "lights/junction/{junction}/approach/{device}", action: restore-green-phase}
+  - name: junction-average-speed-is-high
+    on: traffic
+    group_by: junction
+    window: {count: 3}
+    when: avg(speed) > 41
+    then:
+      - alert: {severity: info, summary: "junction {junction} average speed above 41 km/h", labels: {junction: "{junction}", rule: "{rule}"}}
+)";
+
+TEST_CASE("engine alloc: events that fire and resolve allocate nothing once warm", "[alloc]") {
+  std::vector<LoadError> errors;
+  auto rs = CompileRules({RuleSource{"firing.yaml", kFiringRules}}, &errors);
+  REQUIRE(errors.empty());
+  REQUIRE(rs != nullptr);
+  FixedOffsetZone tz(0);
+  EngineOptions o;
+  o.tz = &tz;
+  Engine e(rs, o);
+  Discard out;  // does not move from the output: the default NewOutput hands the same one back
+  Stream s;
+  s.Run(e, out, 40000);  // every device fired and resolved many times: firing slots exist
+  StateDelta d;
+  e.TakeDirty(&d);
+  s.Run(e, out, 4000);
+  e.TakeDirty(&d);
+  const uint64_t before = out.n;
+
+  AllocCounter c;
+  s.Run(e, out, 20000);
+  c.Stop();
+  const uint64_t fired = out.n - before;
+  CHECK(fired > 5000);  // about one output per traffic event: the output path was exercised
+  CHECK(c.news() == 0);
+  CHECK(c.deletes() == 0);
 }
