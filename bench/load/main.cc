@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   int buffers = 1024;
   double rate = 0;
   double duration = 10;
+  uint64_t max_messages = 0;
   uint64_t seed = 42;
   bool sent_ns = false;
   bool bind = false;
@@ -80,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--buffers", buffers, "distinct pre-built messages, cycled")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--rate", rate, "events per second (0 = as fast as the receiver takes them)")->capture_default_str();
   app.add_option("--duration", duration, "seconds to send (bounded)")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  app.add_option("--messages", max_messages,
+                 "stop after this many messages (0: --duration only); --messages equal to "
+                 "--buffers sends every pre-built message once, e.g. to warm a daemon up")
+      ->capture_default_str();
   app.add_option("--seed", seed, "random seed")->capture_default_str();
   app.add_flag("--sent-ns", sent_ns, "stamp the first event of each batch with sent_ns (wall ns)");
   CLI11_PARSE(app, argc, argv);
@@ -149,6 +154,7 @@ int main(int argc, char** argv) {
   while (!stop.Pending()) {
     now = vigie::bench::SteadySeconds();
     if (now - t0 >= duration) break;
+    if (max_messages != 0 && messages >= max_messages) break;
     if (now - last_report >= 1.0) {
       std::fprintf(stderr, "vigie-load: %.0f events/s\n",
                    static_cast<double>(sent - sent_at_report) / (now - last_report));
