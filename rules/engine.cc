@@ -678,12 +678,12 @@ struct Engine::Impl {
     ctx.tz = opts.tz;
     ctx.location = opts.location;
     ctx.scratch = &scratch;
-    // Pass 1: the rules this event reaches here (where, group key, shard), and a prefetch of
-    // each one's slot. Pass 2: a prefetch of each group the slot points at. Pass 3: the work, in
-    // rule order. At full load the groups of 100 k devices are not in cache; issued one rule at
-    // a time, the slot and group misses of an event's 4-5 rules were paid in series (they were
-    // most of ProcessEvent's own time). `where` reads only the event, so evaluating it first
-    // changes nothing but when its cache misses happen.
+    // Pass 1: the rules this event reaches here (group key and shard, then where), and a
+    // prefetch of each one's slot. Pass 2: a prefetch of each group the slot points at. Pass 3:
+    // the work, in rule order. At full load the groups of 100 k devices are not in cache; issued
+    // one rule at a time, the slot and group misses of an event's 4-5 rules were paid in series
+    // (they were most of ProcessEvent's own time). `where` reads only the event, so evaluating it
+    // first changes nothing but when its cache misses happen.
     cands.clear();
     // With thousands of rules their `where` code is not in cache: ask for all of it first.
     if (prefetch_rules) {
@@ -693,24 +693,27 @@ struct Engine::Impl {
     for (uint32_t m : matched) {
       const uint32_t idx = m >> 1;
       const RuleHot& h = hot[idx];
+      // Only the shard that owns this rule's group for the event goes on: the one its key hashes
+      // to, or shard 0 when the event lacks a group_by field (RouteMask sends it there). An event
+      // copied to several shards (rules grouping by different fields) thus has each rule's
+      // `where` evaluated, and its errors counted, exactly once. The key is built once per
+      // group_by list and event.
+      const GroupsetKey& gk = KeyFor(h.groupset, ev);
+      if (gk.ok ? !gk.mine : opts.shard_index != 0) continue;
       if (const ExprCode* where = h.WhereFor(m & 1)) {
         scratch.Reset();
         ctx.errors = 0;
         ctx.lets = nullptr;
         ctx.groups = nullptr;
         ctx.aggs = nullptr;
-        bool pass = EvalCondition(*where, ctx);
-        // Every shard that receives a copy evaluates `where`: count its errors once, where the
-        // original went, so the counters do not depend on how the event was routed.
-        if (!ev.is_copy) CountErrors(idx, ctx.errors);
+        const bool pass = EvalCondition(*where, ctx);
+        CountErrors(idx, ctx.errors);
         if (!pass) continue;
       }
-      const GroupsetKey& gk = KeyFor(h.groupset, ev);
       if (!gk.ok) {
-        if (opts.shard_index == 0) RuleStats::Add(St(idx).errors[RuleStats::kMissingGroupField]);
+        RuleStats::Add(St(idx).errors[RuleStats::kMissingGroupField]);
         continue;
       }
-      if (!gk.mine) continue;
       rt[idx].groups.PrefetchSlot(gk.hash);
       if (prefetch_rules) {  // pass 3 reads the rule's head, its counters and its `when`
         const char* rule = reinterpret_cast<const char*>(&rs->rules[idx]);

@@ -716,24 +716,39 @@ TEST_CASE("engine stats: evaluations, activations, and run-time errors per rule"
   CHECK(view->groups.load() == 2);  // cmp/a and div/a, the groups that activated
 }
 
-TEST_CASE("engine stats: a where error is counted once, on the shard that got the original",
+TEST_CASE("engine stats: a where error is counted once, by the shard that owns the group",
           "[engine][stats]") {
   auto rs = MustCompile(R"(rules:
   - name: hot
     on: m
     where: v > 3
     when: true
+  - name: by-zone
+    on: m
+    group_by: zone
+    when: true
 )");
   FixedOffsetZone tz(3600);
-  Engine e(rs, Opts(&tz));
-  Collect sink;
-  Event original = MakeEvent(kT0, "m", {{"device", "a"}, {"v", "x"}});  // v > 3: type mismatch
-  Event copy = original;
-  copy.is_copy = true;  // what a second shard receives
-  e.Process(copy, kT0, sink);
-  CHECK(e.stats(0).errors[RuleStats::kTypeMismatch].load() == 0);
-  e.Process(original, kT0, sink);
-  CHECK(e.stats(0).errors[RuleStats::kTypeMismatch].load() == 1);
+  // The second rule groups by zone: RouteMask sends the event to both shards when the device's
+  // and the zone's keys hash apart. Each shard processes it (one of them a copy); only the owner
+  // of the device's group evaluates `hot`'s where, whichever got the original.
+  std::string zone = "z";
+  for (int i = 0; ShardOfKey(zone, 2) == ShardOfKey("a", 2); ++i) zone = "z" + std::to_string(i);
+  const int owner = ShardOfKey("a", 2);
+  for (bool original_to_owner : {true, false}) {
+    INFO("original to the owner: " << original_to_owner);
+    Engine s0(rs, Opts(&tz, 0, 2)), s1(rs, Opts(&tz, 1, 2));
+    Engine* shard[2] = {&s0, &s1};
+    Collect sink;
+    Event ev = MakeEvent(kT0, "m", {{"device", "a"}, {"zone", zone.c_str()}, {"v", "x"}});  // v > 3: type mismatch
+    REQUIRE(RouteMask(*rs, ev, 2) == 3);
+    Event copy = ev;
+    copy.is_copy = true;
+    shard[owner]->Process(original_to_owner ? ev : copy, kT0, sink);
+    shard[1 - owner]->Process(original_to_owner ? copy : ev, kT0, sink);
+    CHECK(shard[owner]->stats(0).errors[RuleStats::kTypeMismatch].load() == 1);
+    CHECK(shard[1 - owner]->stats(0).errors[RuleStats::kTypeMismatch].load() == 0);
+  }
 }
 
 TEST_CASE("engine: absence counts only events that pass `where`", "[engine][absence]") {
