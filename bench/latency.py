@@ -10,7 +10,7 @@ dir, 2 shards and checkpoint_interval 1s (--shards, --checkpoint; 1h = no checkp
 run, to isolate its share), sends FlatBuffers batches of 256 (--batch) from vigie-load at
 --rate events/s, and reads `vigie_event_latency_seconds` (ingest -> processed, per event) from
 /metrics after a warm-up and at the end: p50/p99/p99.9 over the measured interval, interpolated
-within the histogram's buckets (0.1, 0.25, 0.5, 1, 2.5, 5 ms ...), as Prometheus'
+within the histogram's buckets (... 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5 ms ...), as Prometheus'
 histogram_quantile does. Also prints the processed rate, so that a rate the daemon cannot carry
 shows as such (its latency then measures queueing). Everything binds 127.0.0.1 and stops by
 itself. Standard library only.
