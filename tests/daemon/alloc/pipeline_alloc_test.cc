@@ -30,6 +30,7 @@
 #include "rules/loader.h"
 #include "rules/timezone.h"
 #include "tests/common/counting_new.h"
+#include "tests/common/firing_rules.h"
 
 namespace vigie::daemon {
 namespace {
@@ -37,27 +38,6 @@ namespace {
 using rules::Event;
 using rules::EventBuffer;
 using rules::Value;
-
-// Two rules that change state on most events, with strings longer than std::string keeps inline
-// (rule names, targets, summaries, a label), grouped by device and by junction so that events
-// are copied to both shards.
-const char kRules[] = R"(rules:
-  - name: traffic-fast-on-a-junction-approach
-    on: traffic
-    when: speed > 40
-    then:
-      - command: {target: "lights/junction/{junction}/approach/{device}", action: extend-green-phase, seconds: 10, lane: "{lane}"}
-      - alert: {severity: warning, summary: "device {device} at junction {junction} reports {speed} km/h", labels: {junction: "{junction}", kind: traffic}}
-    otherwise:
-      - command: {target: "lights/junction/{junction}/approach/{device}", action: restore-green-phase}
-  - name: junction-average-speed-is-high
-    on: traffic
-    group_by: junction
-    window: {count: 3}
-    when: avg(speed) > 41
-    then:
-      - alert: {severity: info, summary: "junction {junction} average speed above 41 km/h", labels: {rule: "{rule}"}}
-)";
 
 // Encodes every output into a reused buffer, as the ZeroMQ sink does before sending.
 class EncodingSink final : public plugins::Sink {
@@ -88,7 +68,7 @@ class Rig {
  public:
   Rig() : clock_(1795726800000, 1), tz_(0) {
     std::vector<rules::LoadError> errors;
-    auto rs = rules::CompileRules({rules::RuleSource{"alloc.yaml", kRules}}, &errors);
+    auto rs = rules::CompileRules({rules::RuleSource{"alloc.yaml", testing::kFiringRules}}, &errors);
     REQUIRE(errors.empty());
     REQUIRE(rs != nullptr);
     PipelineOptions o;

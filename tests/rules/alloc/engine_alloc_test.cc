@@ -19,6 +19,7 @@
 #include "rules/loader.h"
 #include "rules/timezone.h"
 #include "tests/common/counting_new.h"
+#include "tests/common/firing_rules.h"
 
 using namespace vigie::rules;
 
@@ -186,30 +187,9 @@ TEST_CASE("engine alloc: steady-state events allocate nothing", "[alloc]") {
   }
 }
 
-// Rules that change state on most events: commands with parameters, alerts with labels that fire
-// and resolve, `otherwise`, a windowed rule, and strings longer than std::string keeps inline
-// (rule names, targets, summaries), which are the ones that would need the heap.
-const char* kFiringRules = R"(rules:
-  - name: traffic-fast-on-a-junction-approach
-    on: traffic
-    when: speed > 40
-    then:
-      - command: {target: "lights/junction/{junction}/approach/{device}", action: extend-green-phase, seconds: 10, lane: "{lane}"}
-      - alert: {severity: warning, summary: "device {device} at junction {junction} reports {speed} km/h", labels: {junction: "{junction}", kind: traffic}}
-    otherwise:
-      - command: {target: "lights/junction/{junction}/approach/{device}", action: restore-green-phase}
-  - name: junction-average-speed-is-high
-    on: traffic
-    group_by: junction
-    window: {count: 3}
-    when: avg(speed) > 41
-    then:
-      - alert: {severity: info, summary: "junction {junction} average speed above 41 km/h", labels: {junction: "{junction}", rule: "{rule}"}}
-)";
-
 TEST_CASE("engine alloc: events that fire and resolve allocate nothing once warm", "[alloc]") {
   std::vector<LoadError> errors;
-  auto rs = CompileRules({RuleSource{"firing.yaml", kFiringRules}}, &errors);
+  auto rs = CompileRules({RuleSource{"firing.yaml", vigie::testing::kFiringRules}}, &errors);
   REQUIRE(errors.empty());
   REQUIRE(rs != nullptr);
   FixedOffsetZone tz(0);
