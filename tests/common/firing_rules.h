@@ -1,10 +1,10 @@
 #pragma once
 // Rules for the allocation tests of the output path (tests/rules/alloc, tests/daemon/alloc): they
-// change state on most `traffic` events whose speed moves around 40 km/h. Commands with
-// parameters, alerts with labels that fire and resolve, `otherwise`, a windowed rule, and texts
-// longer than std::string keeps inline (rule names, targets, summaries, a label), the ones that
-// would need the heap. Grouped by device and by junction, so that the daemon copies events to
-// more than one shard.
+// change state often when `traffic` speeds move around 40 km/h (the pipeline test's stream gets
+// one output per five or six events). Commands with parameters, alerts with labels that fire and
+// resolve, `otherwise`, a windowed rule, and texts longer than std::string keeps inline (rule
+// names, targets, summaries, a label), the ones that would need the heap. Grouped by device and
+// by junction, so that the daemon copies events to more than one shard.
 namespace vigie::testing {
 
 inline constexpr char kFiringRules[] = R"(rules:
