@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The daemon's CPU time per event at a fixed offered rate: what one event costs, all threads
+# included (shards, source, dispatcher, checkpointer, RocksDB's flushes and compactions).
+#   bench/cpu-per-event.sh RULES RATE [SECONDS]       e.g. /tmp/rules-200.yaml 40000 60
+# Starts build/daemon/vigie (BUILD_DIR to change) on loopback ports 17001-17003 / 19464 with a
+# temporary state dir, 2 shards (SHARDS=n) and checkpoint_interval 1s (CHECKPOINT=1h: none during
+# the run, to isolate what checkpoints cost), sends FlatBuffers batches from vigie-load at RATE
+# events/s, and after a 5 s warm-up reads process_cpu_seconds_total and
+# vigie_events_processed_total from /metrics SECONDS apart (default 60). Prints µs of CPU per
+# event, the processed rate (below RATE: the daemon could not carry it, and the figure is not
+# comparable) and the cores used.
+#
+# Steadier than the maximum rate (bench/rules-throughput.sh), where the daemon and the load
+# generator share two cores: two runs of one binary agree within a few per cent, once SECONDS
+# spans several RocksDB compactions (they come every 10-20 s with 500 000 groups). Stops by itself.
+set -euo pipefail
+RULES=${1:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
+RATE=${2:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
+SECS=${3:-60}
+BUILD_DIR=${BUILD_DIR:-build}
+WARMUP=5
+tmp=$(mktemp -d)
+pid=
+trap '[[ -n "$pid" ]] && { kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; }; rm -rf "$tmp"' EXIT
+cat > "$tmp/vigie.yaml" <<CFG
+rules: $RULES
+state_dir: $tmp/state
+shards: ${SHARDS:-2}
+checkpoint_interval: ${CHECKPOINT:-1s}
+sources:
+  - {type: zmq, socket: pull, bind: "tcp://127.0.0.1:17001"}
+sinks:
+  commands: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17002", format: json}
+  alerts: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17003", format: json}
+http: {listen: "127.0.0.1:19464"}
+CFG
+"$BUILD_DIR/daemon/vigie" run --config "$tmp/vigie.yaml" 2> "$tmp/daemon.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf 127.0.0.1:19464/readyz >/dev/null && break; sleep 0.1; done
+curl -sf 127.0.0.1:19464/readyz >/dev/null || { echo "daemon not ready:" >&2; cat "$tmp/daemon.log" >&2; exit 1; }
+sample() {
+  curl -s 127.0.0.1:19464/metrics | awk '/^vigie_events_processed_total /{p=$2}
+    /^process_cpu_seconds_total /{c=$2} END{print p, c}'
+}
+"$BUILD_DIR/bench/vigie-load" --endpoint tcp://127.0.0.1:17001 --rate "$RATE" \
+  --duration $((SECS + WARMUP + 2)) > "$tmp/load.log" 2>&1 &
+lp=$!
+sleep "$WARMUP"
+read -r p0 c0 < <(sample)
+sleep "$SECS"
+read -r p1 c1 < <(sample)
+wait $lp
+python3 -c "
+p = $p1 - $p0; c = $c1 - $c0
+print('rules=%s rate=%s checkpoint=%s cpu_us_per_event=%.2f events/s=%.0f cores=%.2f' % (
+    '$RULES', '$RATE', '${CHECKPOINT:-1s}', c * 1e6 / max(p, 1), p / $SECS, c / $SECS))"
