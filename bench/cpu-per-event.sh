@@ -17,27 +17,9 @@ set -euo pipefail
 RULES=${1:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
 RATE=${2:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
 SECS=${3:-60}
-BUILD_DIR=${BUILD_DIR:-build}
 WARMUP=5
-tmp=$(mktemp -d)
-pid=
-trap '[[ -n "$pid" ]] && { kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; }; rm -rf "$tmp"' EXIT
-cat > "$tmp/vigie.yaml" <<CFG
-rules: $RULES
-state_dir: $tmp/state
-shards: ${SHARDS:-2}
-checkpoint_interval: ${CHECKPOINT:-1s}
-sources:
-  - {type: zmq, socket: pull, bind: "tcp://127.0.0.1:17001"}
-sinks:
-  commands: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17002", format: json}
-  alerts: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17003", format: json}
-http: {listen: "127.0.0.1:19464"}
-CFG
-"$BUILD_DIR/daemon/vigie" run --config "$tmp/vigie.yaml" 2> "$tmp/daemon.log" &
-pid=$!
-for _ in $(seq 100); do curl -sf 127.0.0.1:19464/readyz >/dev/null && break; sleep 0.1; done
-curl -sf 127.0.0.1:19464/readyz >/dev/null || { echo "daemon not ready:" >&2; cat "$tmp/daemon.log" >&2; exit 1; }
+source "$(dirname "$0")/common/daemon.sh"
+start_daemon "$RULES"
 sample() {
   curl -s 127.0.0.1:19464/metrics | awk '/^vigie_events_processed_total /{p=$2}
     /^process_cpu_seconds_total /{c=$2} END{print p, c}'

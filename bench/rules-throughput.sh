@@ -8,24 +8,8 @@
 set -euo pipefail
 RULES=${1:?usage: bench/rules-throughput.sh RULES [vigie-load options]}
 shift
-BUILD_DIR=${BUILD_DIR:-build}
-tmp=$(mktemp -d)
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-cat > "$tmp/vigie.yaml" <<CFG
-rules: $RULES
-state_dir: $tmp/state
-shards: ${SHARDS:-2}
-checkpoint_interval: ${CHECKPOINT:-1s}
-sources:
-  - {type: zmq, socket: pull, bind: "tcp://127.0.0.1:17001"}
-sinks:
-  commands: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17002", format: json}
-  alerts: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17003", format: json}
-http: {listen: "127.0.0.1:19464"}
-CFG
-"$BUILD_DIR/daemon/vigie" run --config "$tmp/vigie.yaml" 2> "$tmp/daemon.log" &
-pid=$!
-for _ in $(seq 100); do curl -sf 127.0.0.1:19464/readyz >/dev/null && break; sleep 0.1; done
+source "$(dirname "$0")/common/daemon.sh"
+start_daemon "$RULES"
 metrics() {
   curl -s 127.0.0.1:19464/metrics | awk '/^vigie_events_processed_total /{p=$2}
     /^process_resident_memory_bytes /{m=$2} /^vigie_state_groups /{g=$2} END{print p, m, g}'
