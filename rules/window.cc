@@ -72,7 +72,9 @@ namespace vigie::rules {
 
 namespace {
 
-constexpr uint8_t kFormat = 1;
+// The durable form's first byte. Format 1 (up to 8ca9379) is still read; format 2 is written.
+constexpr uint8_t kFormat1 = 1;
+constexpr uint8_t kFormat2 = 2;
 // Below this many entries, a sliding window keeps one entry per event (exact leave instants).
 constexpr uint64_t kExactEntries = 32;
 constexpr uint64_t kNoSeq = ~uint64_t{0};
@@ -358,6 +360,26 @@ void PutDouble(std::string* out, double d) {
   std::memcpy(&bits, &d, 8);
   PutFixed64(out, bits);
 }
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// Format 2's numbers. Most partials are counts and sums of integer readings: an integer of at
+// most 2^53 in magnitude (exactly representable) is the varint of its zigzag shifted left (even,
+// 1-8 bytes: a count of 1 is one byte instead of eight); anything else (fractions, -0, NaN,
+// infinities, huge values) is the byte 0x01 then the 8 bytes of the double.
+constexpr double kMaxExactInt = 9007199254740992.0;  // 2^53
+void PutNum(std::string* out, double d) {
+  if (d >= -kMaxExactInt && d <= kMaxExactInt) {  // false for NaN
+    const auto i = static_cast<int64_t>(d);
+    if (static_cast<double>(i) == d && !(i == 0 && std::signbit(d))) {
+      PutVarint(out, ((static_cast<uint64_t>(i) << 1) ^ static_cast<uint64_t>(i >> 63)) << 1);
+      return;
+    }
+  }
+  out->push_back(1);
+  PutDouble(out, d);
+}
 
 class Reader {
  public:
@@ -402,6 +424,26 @@ class Reader {
     std::memcpy(d, &bits, 8);
     return true;
   }
+  bool Fixed32(uint32_t* v) {
+    if (remaining() < 4) return false;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= static_cast<uint32_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
+    p_ += 4;
+    *v = r;
+    return true;
+  }
+  // A number as PutNum (format 2) or PutDouble (format 1) wrote it.
+  bool Num(uint8_t format, double* d) {
+    if (format == kFormat1) return Double(d);
+    uint64_t u;
+    if (!Varint(&u)) return false;
+    if (u & 1) return u == 1 && Double(d);
+    u >>= 1;
+    const auto i = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    if (i < -(int64_t{1} << 53) || i > (int64_t{1} << 53)) return false;  // PutNum never writes it
+    *d = static_cast<double>(i);
+    return true;
+  }
   bool Bytes(size_t n, std::string_view* s) {
     if (remaining() < n) return false;
     *s = std::string_view(p_, n);
@@ -418,7 +460,7 @@ void PutOwned(std::string* out, const OwnedValue& v) {
   out->push_back(static_cast<char>(v.type));
   switch (v.type) {
     case Type::kMissing: break;
-    case Type::kNumber: PutDouble(out, v.num); break;
+    case Type::kNumber: PutNum(out, v.num); break;
     case Type::kBool: out->push_back(v.b ? 1 : 0); break;
     case Type::kString:
       PutVarint(out, v.str.size());
@@ -427,14 +469,14 @@ void PutOwned(std::string* out, const OwnedValue& v) {
   }
 }
 
-bool GetOwned(Reader* r, OwnedValue* v) {
+bool GetOwned(Reader* r, uint8_t format, OwnedValue* v) {
   uint8_t t;
   if (!r->Byte(&t)) return false;
   switch (t) {
     case static_cast<uint8_t>(Type::kMissing): v->Assign(Value::Missing()); return true;
     case static_cast<uint8_t>(Type::kNumber): {
       double d;
-      if (!r->Double(&d)) return false;
+      if (!r->Num(format, &d)) return false;
       v->Assign(Value::Number(d));
       return true;
     }
@@ -700,36 +742,34 @@ class EntryWindow : public Window {
     return false;
   }
 
-  // Layout (all integers little-endian; varint = LEB128, zigzag for signed):
-  //   u8 format (1), u8 kind, varint duration, varint count, varint resolution,
-  //   varint nslots, u8 func per slot,
+  // Format 2 (all integers little-endian; varint = LEB128, zigzag for signed; num = PutNum):
+  //   u8 format (2),
   //   u8 overflow flag per count_distinct slot,
   //   varint entries E, varint front F (entries [0, F) hold suffix aggregates, F < E or F = 0),
-  //   double × width: the back-stack aggregate,
-  //   per entry: last_ts (zigzag for the first, varint delta after), double × width,
-  //              per first/last slot a value (u8 type, then f64 | u8 | varint len + bytes),
+  //   num × width: the back-stack aggregate,
+  //   per entry: last_ts (zigzag for the first, varint delta after), num × width,
+  //              per first/last slot a value (u8 type, then num | u8 | varint len + bytes),
   //              per count_distinct slot varint k + k × fixed64 hashes (those the entry is the
   //              newest holder of),
-  //   fixed64 checksum of everything before it.
+  //   fixed32: the low half of HashBytes(layout's state_tag, everything before it). The tag
+  //   stands for the window's definition (kind, duration, count, resolution, slots), which
+  //   format 1 wrote out in full: bytes of another definition fail the check.
+  // Format 1 differs in: after the format byte, u8 kind, varint duration, varint count, varint
+  // resolution, varint nslots, u8 func per slot; doubles (f64) where format 2 has nums; a
+  // fixed64 HashBytes(kChecksumTag, ...) at the end.
   void Serialize(std::string* out) const override {
     const WindowLayout& l = *l_;
     const uint32_t width = l.width;
     const size_t nfl = l.fl.size(), nd = l.distinct.size();
     const State& s = st_;
     size_t start = out->size();
-    out->push_back(static_cast<char>(kFormat));
-    out->push_back(static_cast<char>(l.spec.kind));
-    PutZigzag(out, l.spec.duration_ms);
-    PutZigzag(out, l.spec.count);
-    PutZigzag(out, l.spec.resolution_ms);
-    PutVarint(out, l.slots.size());
-    for (AggFunc f : l.slots) out->push_back(static_cast<char>(f));
+    out->push_back(static_cast<char>(kFormat2));
     if (s.x != nullptr) {
       for (bool b : s.x->overflow) out->push_back(b ? 1 : 0);
     }
     PutVarint(out, s.tail - s.head);
     PutVarint(out, s.boundary - s.head);
-    for (uint32_t k = 0; k < width; ++k) PutDouble(out, s.Back()[k]);
+    for (uint32_t k = 0; k < width; ++k) PutNum(out, s.Back()[k]);
     int64_t prev = 0;
     for (uint64_t seq = s.head; seq < s.tail; ++seq) {
       uint64_t pos = s.Pos(seq);
@@ -738,7 +778,7 @@ class EntryWindow : public Window {
       else PutVarint(out, static_cast<uint64_t>(ts) - static_cast<uint64_t>(prev));
       prev = ts;
       const double* a = s.Agg(pos, width);
-      for (uint32_t k = 0; k < width; ++k) PutDouble(out, a[k]);
+      for (uint32_t k = 0; k < width; ++k) PutNum(out, a[k]);
       for (size_t i = 0; i < nfl; ++i) PutOwned(out, s.x->fl[pos * nfl + i]);
       for (size_t i = 0; i < nd; ++i) {
         const std::vector<uint64_t>& list = s.x->dlist[pos * nd + i];
@@ -769,33 +809,47 @@ class EntryWindow : public Window {
         }
       }
     }
-    PutFixed64(out, HashBytes(kChecksumTag, out->data() + start, out->size() - start));
+    PutFixed32(out, static_cast<uint32_t>(HashBytes(l.state_tag, out->data() + start, out->size() - start)));
   }
 
   bool Deserialize(std::string_view in) override {
     const WindowLayout& l = *l_;
     const uint32_t width = l.width;
     const size_t nfl = l.fl.size(), nd = l.distinct.size();
-    if (in.size() < 8) return false;
-    std::string_view body = in.substr(0, in.size() - 8);
-    {
+    if (in.empty()) return false;
+    const auto format = static_cast<uint8_t>(in[0]);
+    std::string_view body;
+    if (format == kFormat2) {
+      if (in.size() < 5) return false;
+      body = in.substr(0, in.size() - 4);
+      Reader cr(in.substr(in.size() - 4));
+      uint32_t sum;
+      if (!cr.Fixed32(&sum) ||
+          sum != static_cast<uint32_t>(HashBytes(l.state_tag, body.data(), body.size())))
+        return false;
+    } else if (format == kFormat1) {
+      if (in.size() < 9) return false;
+      body = in.substr(0, in.size() - 8);
       Reader cr(in.substr(in.size() - 8));
       uint64_t sum;
       if (!cr.Fixed64(&sum) || sum != HashBytes(kChecksumTag, body.data(), body.size())) return false;
+    } else {
+      return false;
     }
-    Reader r(body);
-    uint8_t format, kind;
-    int64_t duration, count, resolution;
-    uint64_t nslots;
-    if (!r.Byte(&format) || format != kFormat) return false;
-    if (!r.Byte(&kind) || kind != static_cast<uint8_t>(l.spec.kind)) return false;
-    if (!r.Zigzag(&duration) || duration != l.spec.duration_ms) return false;
-    if (!r.Zigzag(&count) || count != l.spec.count) return false;
-    if (!r.Zigzag(&resolution) || resolution != l.spec.resolution_ms) return false;
-    if (!r.Varint(&nslots) || nslots != l.slots.size()) return false;
-    for (AggFunc f : l.slots) {
-      uint8_t b;
-      if (!r.Byte(&b) || b != static_cast<uint8_t>(f)) return false;
+    Reader r(body.substr(1));
+    if (format == kFormat1) {
+      uint8_t kind;
+      int64_t duration, count, resolution;
+      uint64_t nslots;
+      if (!r.Byte(&kind) || kind != static_cast<uint8_t>(l.spec.kind)) return false;
+      if (!r.Zigzag(&duration) || duration != l.spec.duration_ms) return false;
+      if (!r.Zigzag(&count) || count != l.spec.count) return false;
+      if (!r.Zigzag(&resolution) || resolution != l.spec.resolution_ms) return false;
+      if (!r.Varint(&nslots) || nslots != l.slots.size()) return false;
+      for (AggFunc f : l.slots) {
+        uint8_t b;
+        if (!r.Byte(&b) || b != static_cast<uint8_t>(f)) return false;
+      }
     }
     State s;
     s.Init(l);
@@ -812,7 +866,7 @@ class EntryWindow : public Window {
     if (l.mode == Mode::kCount && entries > l.max_count) return false;
     if (l.mode == Mode::kAccumulate && (entries > 1 || front != 0)) return false;
     for (uint32_t k = 0; k < width; ++k) {
-      if (!r.Double(&s.Back()[k])) return false;
+      if (!r.Num(format, &s.Back()[k])) return false;
     }
     while (s.cap < entries) s.Grow(l);
     int64_t prev = 0;
@@ -831,10 +885,10 @@ class EntryWindow : public Window {
       s.SetTs(pos, width, ts);
       double* a = s.Agg(pos, width);
       for (uint32_t k = 0; k < width; ++k) {
-        if (!r.Double(&a[k])) return false;
+        if (!r.Num(format, &a[k])) return false;
       }
       for (size_t i = 0; i < nfl; ++i) {
-        if (!GetOwned(&r, &s.x->fl[pos * nfl + i])) return false;
+        if (!GetOwned(&r, format, &s.x->fl[pos * nfl + i])) return false;
       }
       for (size_t i = 0; i < nd; ++i) {
         uint64_t k;
@@ -981,6 +1035,16 @@ WindowLayout::WindowLayout(const WindowSpec& s, const std::vector<AggFunc>& func
   duration = std::max<int64_t>(0, spec.duration_ms);
   resolution = spec.resolution_ms > 0 ? spec.resolution_ms : DefaultResolution(duration);
   max_count = static_cast<uint64_t>(std::clamp<int64_t>(spec.count, 1, kMaxCountWindow));
+  {
+    // What format 1 wrote out in every window (format 2 checks it through its checksum).
+    std::string def;
+    def.push_back(static_cast<char>(spec.kind));
+    PutZigzag(&def, spec.duration_ms);
+    PutZigzag(&def, spec.count);
+    PutZigzag(&def, spec.resolution_ms);
+    for (AggFunc f : slots) def.push_back(static_cast<char>(f));
+    state_tag = HashBytes(kChecksumTag, def.data(), def.size());
+  }
   for (uint32_t i = 0; i < slots.size(); ++i) {
     AggFunc f = slots[i];
     uint32_t w = NumWidth(f);

@@ -65,6 +65,7 @@ struct WindowLayout {
   int64_t duration = 0;        // >= 0
   int64_t resolution = 1;      // sliding pane length, > 0
   uint64_t max_count = 1;      // count windows: N, clamped to [1, kMaxCountWindow]
+  uint64_t state_tag = 0;      // hash of spec and slots: seeds the durable form's checksum
   uint32_t width = 0;          // doubles per numeric partial
   std::vector<NumSlot> num;
   std::vector<FlSlot> fl;

@@ -756,23 +756,30 @@ TEST_CASE("window: deserialize rejects truncated, corrupted and mismatched input
   CHECK(Window::Make(Sliding(10'000), &kPropSlots)->Deserialize(bytes));
 }
 
-TEST_CASE("window: serialized form starts with the format byte and the window kind", "[window]") {
+TEST_CASE("window: serialized form starts with the format byte (2)", "[window]") {
   std::string bytes = SampleBytes(CountSpec(5), 3);
   REQUIRE(bytes.size() > 2);
-  CHECK(bytes[0] == 1);
-  CHECK(bytes[1] == static_cast<char>(K::kCount));
+  CHECK(bytes[0] == 2);
   std::string empty;
   Window::Make(Sliding(1'000), &kPropSlots)->Serialize(&empty);
   CHECK(empty.size() < 200);
 }
 
 
-// Bytes written by the window code before WindowLayout (commit 9af5557): the durable form is in
-// RocksDB, so the same events must still give these bytes and these bytes must still load.
+std::string FromHex(const char* hex) {
+  std::string out;
+  for (size_t i = 0; hex[i] != 0 && hex[i + 1] != 0; i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// Format 1, written by the window code before WindowLayout (commit 9af5557) and up to 8ca9379:
+// the durable form is in RocksDB, so these bytes must still load, to the same content.
 const std::vector<AggFunc> kGoldenSlots = {AggFunc::kCount, AggFunc::kFirst, AggFunc::kAvg,
                                            AggFunc::kCountDistinct, AggFunc::kLast, AggFunc::kMax,
                                            AggFunc::kStddev};
-std::string Golden(bool sliding) {
+std::string GoldenFormat1(bool sliding) {
   const char* hex = sliding ?
       "0101a09c0100000700050208060407000704000000000000084000000000000000400000000000803a400000"
       "0000000000400000000000002d4000000000000000400000000000802a400000000000000940c03e00000000"
@@ -808,14 +815,38 @@ std::string Golden(bool sliding) {
       "000000000000f0ff00000000000000000000000000000000000000000000000002226120737472696e67206c"
       "6f6e676572207468616e207369787465656e20627974657302226120737472696e67206c6f6e676572207468"
       "616e207369787465656e20627974657301b8909b87048448e731f1f11981327c07";
-  std::string out;
-  for (size_t i = 0; hex[i] != 0 && hex[i + 1] != 0; i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
-  }
-  return out;
+  return FromHex(hex);
 }
 
-TEST_CASE("window: the durable form is unchanged (golden bytes) and still loads", "[window]") {
+// The same events written in format 2 (commit after 8ca9379): pinned, as format 1 was.
+std::string GoldenFormat2(bool sliding) {
+  const char* hex = sliding ?
+      "020007040c08010000000000803a4008010000000000002d4008010000000000802a40010000000000000940"
+      "c03e100401000000000000124004010000000000001240040100000000000012400002226120737472696e67"
+      "206c6f6e676572207468616e207369787465656e20627974657302226120737472696e67206c6f6e67657220"
+      "7468616e207369787465656e20627974657300dc0b0c04010000000000001240040100000000000012400401"
+      "00000000000012400001010000000000001240010100000000000012400136f930c9f4fe0028dc0b08000000"
+      "01000000000000f0ff0000000301030101c8f439bd297b5431dc0b0400000001000000000000f0ff00000002"
+      "226120737472696e67206c6f6e676572207468616e207369787465656e20627974657302226120737472696e"
+      "67206c6f6e676572207468616e207369787465656e20627974657300dc0b040430043004300001300130018e"
+      "625bc1ce222fb0dc0b0404010000000000002d4004010000000000002d4004010000000000002d4000010100"
+      "00000000002d4001010000000000002d4001a8f99af47c6a12d4dc0b0400000001000000000000f0ff000000"
+      "02226120737472696e67206c6f6e676572207468616e207369787465656e2062797465730222612073747269"
+      "6e67206c6f6e676572207468616e207369787465656e20627974657301b8909b87048448e714466ea3"
+      :
+      "020004030400000001000000000000f0ff000000e884010c08010000000000803a4008010000000000002d40"
+      "08010000000000802a4001000000000000094002226120737472696e67206c6f6e676572207468616e207369"
+      "787465656e20627974657302226120737472696e67206c6f6e676572207468616e207369787465656e206279"
+      "74657300dc0b0808010000000000803a4008010000000000002d4008010000000000802a4001000000000000"
+      "094001300130018e625bc1ce222fb0dc0b0404010000000000002d4004010000000000002d40040100000000"
+      "00002d400001010000000000002d4001010000000000002d4001a8f99af47c6a12d4dc0b0400000001000000"
+      "000000f0ff00000002226120737472696e67206c6f6e676572207468616e207369787465656e206279746573"
+      "02226120737472696e67206c6f6e676572207468616e207369787465656e20627974657301b8909b87048448"
+      "e7e4d4ce83";
+  return FromHex(hex);
+}
+
+TEST_CASE("window: the durable form is unchanged (golden bytes); format 1 still loads", "[window]") {
   for (bool sliding : {true, false}) {
     INFO("sliding " << sliding);
     WindowSpec spec = sliding ? Sliding(10'000) : CountSpec(4);
@@ -831,14 +862,67 @@ TEST_CASE("window: the durable form is unchanged (golden bytes) and still loads"
     }
     std::string bytes;
     w->Serialize(&bytes);
-    CHECK(bytes == Golden(sliding));
-    auto loaded = Window::Make(spec, &kGoldenSlots);
-    REQUIRE(loaded->Deserialize(Golden(sliding)));
-    std::string again;
-    loaded->Serialize(&again);
-    CHECK(again == Golden(sliding));
-    CHECK(Results(*loaded, kGoldenSlots.size()) == Results(*w, kGoldenSlots.size()));
+    CHECK(bytes == GoldenFormat2(sliding));
+    CHECK(bytes.size() * 3 < GoldenFormat1(sliding).size() * 2);  // a third smaller at least
+    for (bool format1 : {true, false}) {
+      INFO("format " << (format1 ? 1 : 2));
+      auto loaded = Window::Make(spec, &kGoldenSlots);
+      REQUIRE(loaded->Deserialize(format1 ? GoldenFormat1(sliding) : GoldenFormat2(sliding)));
+      std::string again;
+      loaded->Serialize(&again);
+      CHECK(again == GoldenFormat2(sliding));  // format 1 is read, never written
+      CHECK(Results(*loaded, kGoldenSlots.size()) == Results(*w, kGoldenSlots.size()));
+    }
   }
+}
+
+TEST_CASE("window: format 2 numbers round-trip bit for bit; small integers take one byte", "[window]") {
+  // Integers up to 2^53 in magnitude are varints; everything else (fractions, -0, infinities,
+  // NaN, 2^53 + 2, 1e300) is a marker and the 8 bytes of the double.
+  const double kTwo53 = 9007199254740992.0;
+  const std::vector<double> values = {0.0, -0.0, 1.0, -1.0, 0.1, -2.5, 63.0, 64.0, 1e15,
+                                      kTwo53, -kTwo53, kTwo53 + 2, -(kTwo53 + 2), 1e300,
+                                      std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity(),
+                                      std::numeric_limits<double>::quiet_NaN(),
+                                      std::numeric_limits<double>::denorm_min()};
+  const std::vector<AggFunc> slots = {AggFunc::kSum, AggFunc::kMin, AggFunc::kMax, AggFunc::kLast};
+  for (double v : values) {
+    INFO("value " << v << (std::signbit(v) ? " (negative)" : ""));
+    auto w = Window::Make(CountSpec(3), &slots);
+    for (int i = 0; i < 3; ++i) {
+      std::vector<Value> args(slots.size(), N(v));
+      w->Add(i, args);
+    }
+    std::string bytes, again;
+    w->Serialize(&bytes);
+    auto loaded = Window::Make(CountSpec(3), &slots);
+    REQUIRE(loaded->Deserialize(bytes));
+    loaded->Serialize(&again);
+    CHECK(again == bytes);
+    CHECK(Results(*loaded, slots.size()) == Results(*w, slots.size()));
+    std::vector<Value> a(slots.size()), b(slots.size());
+    w->Results(a);
+    loaded->Results(b);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      REQUIRE(a[i].is_number());
+      REQUIRE(b[i].is_number());
+      uint64_t x, y;
+      std::memcpy(&x, &a[i].num, 8);
+      std::memcpy(&y, &b[i].num, 8);
+      CHECK(x == y);  // -0 stays -0, NaN stays NaN
+    }
+  }
+  // A count-only window of 30 events: one byte a partial, about 2 a timestamp delta.
+  const std::vector<AggFunc> count = {AggFunc::kCount};
+  auto w = Window::Make(Sliding(600'000), &count);
+  for (int i = 0; i < 30; ++i) {
+    std::vector<Value> args = {M()};
+    w->Add(1'795'726'800'000 + i * 1'000, args);
+  }
+  std::string bytes;
+  w->Serialize(&bytes);
+  CHECK(bytes.size() < 110);  // format 1: 30 × (2 + 8) + 8 + 21 = 329
 }
 
 TEST_CASE("window: windows share their rule's layout; Rebind moves them to an identical one", "[window]") {
