@@ -69,7 +69,25 @@ std::string_view Engine::StatePrefix() { return "g/"; }
 
 namespace {
 
-constexpr uint8_t kStateVersion = 1;
+// The durable form's format byte (first byte of every value). Format 1 (up to 8ca9379) is still
+// read, and rewritten as format 2 by the first checkpoint after the restart (Restore).
+constexpr uint8_t kStateFormat1 = 1;
+constexpr uint8_t kStateFormat2 = 2;
+// Format 2 keys: "g/" kKeyFormat2 <rule id, 8 bytes> <group key>. Format 1 keys have the rule
+// name there, which starts with [a-z0-9]: the byte tells them apart.
+constexpr char kKeyFormat2 = '\x02';
+constexpr size_t kKeyHeader2 = 2 + 1 + 8;
+// Format 2, in place of the group values: the one group value is the string key itself.
+constexpr uint8_t kGroupValueIsKey = 1;
+// Format 2: pending_due, last_activity, period_end, session_end, absence_due.
+constexpr int kTimes = 5;
+
+// Stands for a rule's name and fingerprint in format 2 keys (stable: it is persisted).
+uint64_t RuleStateId(const RuleInfo& info) {
+  char fp[8];
+  for (int i = 0; i < 8; ++i) fp[i] = static_cast<char>(info.fingerprint >> (8 * i));
+  return Fnv1a(std::string_view(fp, 8), Fnv1a(info.name));
+}
 
 struct FiringAlert {
   std::string severity, summary;
@@ -242,6 +260,12 @@ struct Engine::Impl {
   std::vector<Group*> changed;  // groups that activated/deactivated (subset of dirty)
   std::vector<std::string> pending_deletes;
   std::vector<std::string> pending_prefix_deletes;
+  // Format 1 keys of restored groups (Restore), deleted once their groups' format 2 form has
+  // been handed out: by the next Take, or at the end of the next complete slice round (the
+  // groups were dirty when it began, so its slices hold them). legacy_round: those of the round
+  // in progress.
+  std::vector<std::string> legacy_keys;
+  std::vector<std::string> legacy_round;
 
   // scratch (reused: no allocation per event in steady state)
   std::vector<uint32_t> matched;
@@ -816,24 +840,40 @@ struct Engine::Impl {
 
   // ---- durable state -------------------------------------------------------------------------
 
-  // "g/" <rule name> NUL <fingerprint, 16 hex> NUL <group key>. The fingerprint in the key makes
-  // the prefix deletes of a changed or removed rule (one per shard, written by each shard in its
-  // own batch, in any order) unable to touch the state the new definition writes.
+  // "g/" 0x02 <rule id> <group key>: the rule id (RuleStateId, 8 bytes) stands for the rule's
+  // name and fingerprint, so the prefix deletes of a changed or removed rule (one per shard,
+  // written by each shard in its own batch, in any order) cannot touch the state the new
+  // definition writes. 11 bytes instead of the name, 16 hex digits and two NULs of format 1:
+  // every byte of a key is carried through the WAL, the memtable, flushes and compactions.
   static void RulePrefix(const Rule& r, std::string* k) {
     k->assign(Engine::StatePrefix());
-    k->append(r.info.name);
-    k->push_back('\0');
+    k->push_back(kKeyFormat2);
+    const uint64_t id = RuleStateId(r.info);
+    for (int i = 7; i >= 0; --i) k->push_back(static_cast<char>(id >> (8 * i)));
+  }
+  // Format 1: "g/" <rule name> NUL <fingerprint, 16 hex> NUL (read at restore only).
+  static std::string RulePrefix1(const Rule& r) {
+    std::string k(Engine::StatePrefix());
+    k += r.info.name;
+    k.push_back('\0');
     char fp[17];
     std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(r.info.fingerprint));
-    k->append(fp, 16);
-    k->push_back('\0');
+    k.append(fp, 16);
+    k.push_back('\0');
+    return k;
   }
+  // Rule ids of the current RuleSet (Restore finds a key's rule by it).
+  std::unordered_map<uint64_t, uint32_t> rule_by_id;
   // RulePrefix of every rule of rs, made when the rules are (constructor, Swap): a checkpoint
   // writes one key per group and used to format the prefix (snprintf) for each.
   std::vector<std::string> prefixes;
   void MakePrefixes() {
     prefixes.resize(rs->rules.size());
-    for (size_t i = 0; i < rs->rules.size(); ++i) RulePrefix(rs->rules[i], &prefixes[i]);
+    rule_by_id.clear();
+    for (size_t i = 0; i < rs->rules.size(); ++i) {
+      RulePrefix(rs->rules[i], &prefixes[i]);
+      rule_by_id.emplace(RuleStateId(rs->rules[i].info), static_cast<uint32_t>(i));
+    }
     hot.resize(rs->rules.size());
     size_t bytes = 0;
     for (size_t i = 0; i < rs->rules.size(); ++i) {
@@ -878,23 +918,33 @@ struct Engine::Impl {
   mutable std::string window_bytes;  // Serialize's scratch for a window (kept: no allocation)
 
   void Serialize(const Group* g, std::string* out) const {
-    const Rule& r = rs->rules[g->rule];
     // The size it had last time (key included: a little more than needed): one allocation
     // instead of a string regrown byte by byte.
     out->reserve(g->stored_bytes != 0 ? g->stored_bytes : 64);
     ByteWriter w(out);
-    w.U8(kStateVersion);
-    w.Fixed64(r.info.fingerprint);
+    // Format 2: the rule is known from the key (no fingerprint here); instants other than
+    // last_seen are written as differences from it, and only those that are set (a bit each in
+    // `set`); a group value that is the key itself is not written again.
+    w.U8(kStateFormat2);
     w.U8((g->active ? 1 : 0) | (g->pending ? 2 : 0));
-    w.I64(g->pending_due == kNever ? -1 : g->pending_due);
     w.I64(g->last_seen);
-    w.I64(g->last_activity);
-    w.I64(g->period_end == kNever ? -1 : g->period_end);
-    w.I64(g->session_end == kNever ? -1 : g->session_end);
-    w.I64(g->absence_due == kNever ? -1 : g->absence_due);
-    const size_t nv = GroupValueCount(g);
-    w.Var(nv);
-    for (size_t i = 0; i < nv; ++i) w.Val(GroupValue(g, i));
+    const int64_t times[kTimes] = {g->pending_due, g->last_activity, g->period_end,
+                                   g->session_end, g->absence_due};
+    uint8_t set = 0;
+    for (int i = 0; i < kTimes; ++i) set |= times[i] != kNever ? (1u << i) : 0u;
+    w.U8(set);
+    for (int64_t t : times) {
+      // Wrapping difference: any two int64 instants round-trip.
+      if (t != kNever) w.I64(static_cast<int64_t>(static_cast<uint64_t>(t) - static_cast<uint64_t>(g->last_seen)));
+    }
+    if (g->gval_is_key) {
+      w.U8(kGroupValueIsKey);
+    } else {
+      const size_t nv = GroupValueCount(g);
+      w.U8(0);
+      w.Var(nv);
+      for (size_t i = 0; i < nv; ++i) w.Val(GroupValue(g, i));
+    }
     w.Var(g->cold ? g->cold->nfiring : 0);
     if (g->cold) {
       for (const auto& f : g->cold->Firing()) {
@@ -932,33 +982,66 @@ struct Engine::Impl {
 
   static int64_t NeverIfNeg(int64_t v) { return v < 0 ? kNever : v; }
 
-  bool Deserialize(uint32_t rule, const std::string& key, std::string_view in, Group* g) const {
+  // `format` is the key's: 1 for "g/<name>\0<fingerprint>\0<key>", whose value must carry the
+  // same format byte and the rule's fingerprint; 2 for "g/\x02<rule id><key>".
+  bool Deserialize(uint32_t rule, const std::string& key, std::string_view in, Group* g,
+                   uint8_t format) const {
     const Rule& r = rs->rules[rule];
     ByteReader rd(in);
     uint8_t ver, flags;
-    uint64_t fp;
-    if (!rd.U8(&ver) || ver != kStateVersion || !rd.Fixed64(&fp) || fp != r.info.fingerprint) return false;
-    if (!rd.U8(&flags)) return false;
+    if (!rd.U8(&ver) || ver != format) return false;
+    if (format == kStateFormat1) {
+      uint64_t fp;
+      if (!rd.Fixed64(&fp) || fp != r.info.fingerprint) return false;
+    }
+    if (!rd.U8(&flags) || flags > 3) return false;
     g->key = key;
     g->rule = rule;
     g->active = flags & 1;
     g->pending = flags & 2;
-    int64_t v;
-    if (!rd.I64(&v)) return false;
-    g->pending_due = NeverIfNeg(v);
-    if (!rd.I64(&g->last_seen) || !rd.I64(&g->last_activity)) return false;
-    if (!rd.I64(&v)) return false;
-    g->period_end = NeverIfNeg(v);
-    if (!rd.I64(&v)) return false;
-    g->session_end = NeverIfNeg(v);
-    if (!rd.I64(&v)) return false;
-    g->absence_due = NeverIfNeg(v);
+    if (format == kStateFormat1) {
+      int64_t v;
+      if (!rd.I64(&v)) return false;
+      g->pending_due = NeverIfNeg(v);
+      if (!rd.I64(&g->last_seen) || !rd.I64(&g->last_activity)) return false;
+      if (!rd.I64(&v)) return false;
+      g->period_end = NeverIfNeg(v);
+      if (!rd.I64(&v)) return false;
+      g->session_end = NeverIfNeg(v);
+      if (!rd.I64(&v)) return false;
+      g->absence_due = NeverIfNeg(v);
+    } else {
+      uint8_t set;
+      if (!rd.I64(&g->last_seen) || !rd.U8(&set) || set >= (1u << kTimes)) return false;
+      int64_t* times[kTimes] = {&g->pending_due, &g->last_activity, &g->period_end,
+                                &g->session_end, &g->absence_due};
+      for (int i = 0; i < kTimes; ++i) {
+        int64_t d = 0;
+        if ((set & (1u << i)) && !rd.I64(&d)) return false;
+        *times[i] = (set & (1u << i))
+                        ? static_cast<int64_t>(static_cast<uint64_t>(g->last_seen) + static_cast<uint64_t>(d))
+                        : kNever;
+      }
+      uint8_t gv;
+      if (!rd.U8(&gv) || gv > kGroupValueIsKey) return false;
+      if (gv == kGroupValueIsKey) {
+        if (r.group_by.size() != 1) return false;
+        g->gval_is_key = true;
+        return ReadRest(r, rd, g);
+      }
+    }
     uint64_t n;
     if (!rd.Var(&n) || n != r.group_by.size()) return false;
     std::vector<OwnedValue> gvals(n);
     for (auto& gv : gvals)
       if (!rd.Val(&gv)) return false;
     SetGroupValues(g, gvals);
+    return ReadRest(r, rd, g);
+  }
+
+  // What follows the group values, alike in both formats.
+  bool ReadRest(const Rule& r, ByteReader& rd, Group* g) const {
+    uint64_t n;
     if (!rd.Var(&n) || n > 1000) return false;
     if (n > 0) Cold(g).SetFiringCount(n);
     for (size_t i = 0; i < n; ++i) {
@@ -1026,6 +1109,9 @@ struct Engine::Impl {
   // walks or rebuilds `dirty`: Take, Swap, the destructor).
   void EndRound() {
     if (!in_round) return;
+    legacy_keys.insert(legacy_keys.end(), std::make_move_iterator(legacy_round.begin()),
+                       std::make_move_iterator(legacy_round.end()));
+    legacy_round.clear();
     dirty.insert(dirty.end(), round.begin() + static_cast<std::ptrdiff_t>(round_pos), round.end());
     round.clear();
     round_pos = 0;
@@ -1037,6 +1123,7 @@ struct Engine::Impl {
       in_round = true;
       round.swap(dirty);  // `dirty` gets the spent list's capacity: no allocation
       round_pos = 0;
+      legacy_round.swap(legacy_keys);  // (empty but after an upgrade)
     }
     // Deletions first, as a delta applies them before its puts: a group evicted now was put by
     // an earlier slice (an earlier delta); a group re-created under the same key is a new group
@@ -1053,6 +1140,10 @@ struct Engine::Impl {
       if (g->dirty) Put(g, d);
     }
     if (round_pos < round.size()) return false;
+    // Every group restored from a format 1 key when the round began is in this delta or an
+    // earlier one (or gone): its format 1 key can go.
+    for (auto& k : legacy_round) d->deletes.push_back(std::move(k));
+    legacy_round.clear();
     round.clear();
     round_pos = 0;
     in_round = false;
@@ -1080,6 +1171,9 @@ struct Engine::Impl {
     if (all) {
       for (auto& r : rt) r.groups.ForEach([&](Group* g) { Put(g, d); });
     }
+    // Each group restored from a format 1 key was dirty: it is in this delta (or an earlier one).
+    for (auto& k : legacy_keys) d->deletes.push_back(std::move(k));
+    legacy_keys.clear();
   }
 
   void Put(Group* g, StateDelta* d) {
@@ -1225,25 +1319,47 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   std::string_view p = StatePrefix();
   if (key.size() < p.size() || key.substr(0, p.size()) != p) return false;
   std::string_view rest = key.substr(p.size());
-  size_t nul = rest.find('\0');
-  if (nul == std::string_view::npos) return false;
-  std::string_view name = rest.substr(0, nul);
-  rest = rest.substr(nul + 1);
-  if (rest.size() < 17 || rest[16] != '\0') {
-    m.pending_deletes.emplace_back(key);  // not a key this version writes
-    return false;
+  int idx = -1;
+  uint8_t format;
+  std::string_view gkey;
+  if (!rest.empty() && rest[0] == kKeyFormat2) {
+    format = kStateFormat2;
+    if (key.size() < kKeyHeader2) {
+      m.pending_deletes.emplace_back(key);  // not a key this version writes
+      return false;
+    }
+    uint64_t id = 0;
+    for (size_t i = 1; i < 9; ++i) id = (id << 8) | static_cast<uint8_t>(rest[i]);
+    gkey = key.substr(kKeyHeader2);
+    if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
+    auto it = m.rule_by_id.find(id);
+    if (it != m.rule_by_id.end()) idx = static_cast<int>(it->second);
+  } else {
+    // Format 1 (written up to 8ca9379): "g/" <name> NUL <fingerprint, 16 hex> NUL <group key>.
+    format = kStateFormat1;
+    size_t nul = rest.find('\0');
+    if (nul == std::string_view::npos || rest.size() < nul + 18 || rest[nul + 17] != '\0') {
+      m.pending_deletes.emplace_back(key);  // not a key this version writes
+      return false;
+    }
+    gkey = rest.substr(nul + 18);
+    if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
+    idx = m.rs->FindRule(rest.substr(0, nul));
   }
-  std::string gkey(rest.substr(17));
-  if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
-  int idx = m.rs->FindRule(name);
   auto g = std::make_unique<Group>();
-  if (idx < 0 || !m.Deserialize(static_cast<uint32_t>(idx), gkey, value, g.get())) {
+  std::string owned_key(gkey);
+  if (idx < 0 || !m.Deserialize(static_cast<uint32_t>(idx), owned_key, value, g.get(), format)) {
     m.pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable
     return false;
   }
   RuleRt& r = m.rt[idx];
-  const uint64_t h = Fnv1a(gkey);
-  if (r.groups.Find(h, gkey)) return false;
+  const uint64_t h = Fnv1a(owned_key);
+  if (r.groups.Find(h, owned_key)) {
+    // Format 2 keys sort before format 1 ones: a format 1 key met here was left by a crash after
+    // its group's format 2 form was written, but before the format 1 key was deleted.
+    if (format == kStateFormat1) m.pending_deletes.emplace_back(key);
+    return false;
+  }
   Group* raw = g.release();
   r.groups.Insert(h, raw);
   m.AdjustGroups(static_cast<uint32_t>(idx), +1);
@@ -1251,6 +1367,11 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   if (raw->active) {
     RuleStats& st = m.St(idx);
     st.active_groups.store(st.active_groups.load() + 1, std::memory_order_relaxed);
+  }
+  if (format == kStateFormat1) {
+    // Upgrade: the next checkpoint writes the group in format 2 and then deletes this key.
+    m.MarkDirty(raw);
+    m.legacy_keys.emplace_back(key);
   }
   return true;
 }

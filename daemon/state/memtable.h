@@ -4,11 +4,11 @@
 // or first read, by a string sort that keeps each key's leading bytes in the array it sorts.
 //
 // Why: a checkpoint rewrites most groups every interval, so one 16 MB memtable holds some
-// 100 000 entries whose keys share long prefixes ("g/<rule>\0<fingerprint>\0<group key>").
+// 100 000 entries whose keys share prefixes ("g/\x02<rule id, 8 bytes><group key>").
 // VectorRep sorts them with std::sort through the memtable's comparator: about 17 comparisons
 // per entry, each reading two keys scattered over the memtable's arena (cache misses). With the
 // 200-rule bench set that sort was 8 % of the daemon's CPU samples (bench/PROFILE.md). The sort
-// here reads each key once per 32 bytes of depth that tell it apart (most keys: twice) and
+// here reads each key once per 32 bytes of depth that tell it apart (most keys: once) and
 // compares the copied bytes in one contiguous array.
 //
 // Requires the default bytewise order of user keys (the state store's): copied bytes decide

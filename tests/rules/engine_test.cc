@@ -38,8 +38,25 @@ EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1) {
   return o;
 }
 
-// "g/" <rule> NUL <fingerprint, 16 hex digits> NUL [<group key>] (rules/engine.cc).
+// Format 2 (rules/README.md "Durable state"): "g/" 0x02 <rule id, 8 bytes big-endian> [<group
+// key>], the rule id being FNV-1a of the fingerprint's 8 little-endian bytes, seeded with FNV-1a
+// of the rule's name.
 std::string StateKey(const RuleSet& rs, const std::string& rule, const std::string& key) {
+  int idx = rs.FindRule(rule);
+  REQUIRE(idx >= 0);
+  const uint64_t fp = GetRuleInfo(rs, idx).fingerprint;
+  char fpb[8];
+  for (int i = 0; i < 8; ++i) fpb[i] = static_cast<char>(fp >> (8 * i));
+  const uint64_t id = Fnv1a(std::string_view(fpb, 8), Fnv1a(rule));
+  std::string k(Engine::StatePrefix());
+  k.push_back('\x02');
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(id >> (8 * i)));
+  k += key;
+  return k;
+}
+
+// Format 1 (up to 8ca9379): "g/" <rule> NUL <fingerprint, 16 hex digits> NUL [<group key>].
+std::string StateKey1(const RuleSet& rs, const std::string& rule, const std::string& key) {
   int idx = rs.FindRule(rule);
   REQUIRE(idx >= 0);
   char fp[17];
@@ -905,24 +922,25 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
   store.Apply(d);
   REQUIRE(store.kv.size() == 7);
 
-  // The durable form, byte for byte (format 1): flags, deadlines, the group values with their
-  // types, the firing alerts, no window, no last event.
-  auto stateless = [&](const std::string& rule, const std::vector<Value>& vals,
-                       const std::string& summary,
+  // The durable form, byte for byte (format 2): flags, last_seen, the other instants that are
+  // set as differences from it, the group values with their types (or "the key"), the firing
+  // alerts, no window, no last event.
+  auto stateless = [&](const std::vector<Value>& vals, const std::string& summary,
                        const std::vector<std::pair<std::string, std::string>>& labels) {
     std::string b;
     ByteWriter w(&b);
-    w.U8(1);
-    w.Fixed64(GetRuleInfo(*rs, rs->FindRule(rule)).fingerprint);
+    w.U8(2);
     w.U8(1);       // active
-    w.I64(-1);     // pending_due
     w.I64(0);      // last_seen
-    w.I64(kT0);    // last_activity
-    w.I64(-1);     // period_end
-    w.I64(-1);     // session_end
-    w.I64(-1);     // absence_due
-    w.Var(vals.size());
-    for (const Value& v : vals) w.Val(v);
+    w.U8(0b10);    // set: last_activity only
+    w.I64(kT0);    // last_activity - last_seen
+    if (vals.empty()) {
+      w.U8(1);     // the one group value is the key
+    } else {
+      w.U8(0);
+      w.Var(vals.size());
+      for (const Value& v : vals) w.Val(v);
+    }
     w.Var(1);
     w.Str("warning");
     w.Str(summary);
@@ -936,23 +954,20 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
     return b;
   };
   CHECK(store.kv[StateKey(*rs, "by-device", "7")] ==
-        stateless("by-device", {Value::String("7")}, "D 7 v=2 k=7", {{"g", "7"}}));
-  CHECK(store.kv[StateKey(*rs, "by-line", "7")] ==
-        stateless("by-line", {Value::Number(7)}, "L 7 k=7", {}));
+        stateless({}, "D 7 v=2 k=7", {{"g", "7"}}));
+  CHECK(store.kv[StateKey(*rs, "by-line", "7")] == stateless({Value::Number(7)}, "L 7 k=7", {}));
   CHECK(store.kv[StateKey(*rs, "by-pair", "z1/7")] ==
-        stateless("by-pair", {Value::String("z1"), Value::String("7")}, "P z1 7 k=z1/7", {}));
+        stateless({Value::String("z1"), Value::String("7")}, "P z1 7 k=z1/7", {}));
   {
     std::string b;
     ByteWriter w(&b);
-    w.U8(1);
-    w.Fixed64(GetRuleInfo(*rs, rs->FindRule("quiet-flag")).fingerprint);
+    w.U8(2);
     w.U8(0);
-    w.I64(-1);
-    w.I64(kT0);
-    w.I64(kT0);
-    w.I64(-1);
-    w.I64(-1);
-    w.I64(kT0 + kMin);
+    w.I64(kT0);       // last_seen
+    w.U8(0b10010);    // set: last_activity, absence_due
+    w.I64(0);         // last_activity - last_seen
+    w.I64(kMin);      // absence_due - last_seen
+    w.U8(0);
     w.Var(1);
     w.Val(Value::Bool(true));
     w.Var(0);

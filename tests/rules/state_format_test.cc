@@ -1,0 +1,206 @@
+// The durable state's format across versions: a checkpoint written in format 1 (vigie up to
+// 8ca9379, tests/rules/testdata/state-format1.txt) restores to the same groups as an engine that
+// saw the same events, the next checkpoint rewrites them in format 2 and deletes the format 1
+// keys no earlier than the delta holding their format 2 form, and a crash in between loses
+// nothing.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "rules/engine.h"
+#include "tests/rules/test_support.h"
+
+using namespace vigie::rules;
+using namespace vigie::rules::testing;
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The rules (testdata/state-format1.yaml) and the events state-format1.txt was written with
+// (keep them as they are).
+std::string Rules() { return ReadFile(VIGIE_RULES_TESTDATA_DIR "/state-format1.yaml"); }
+
+std::vector<Event> Events() {
+  return {
+  // pedestrian: 4 events, weights with fractions (stddev, avg) and a repeated device.
+  MakeEvent(kT0, "pedestrian", {{"device", "p1"}, {"crossing", "x1"}, {"w", 2.5}}),
+  MakeEvent(kT0 + 5 * kSec, "pedestrian", {{"device", "p2"}, {"crossing", "x1"}, {"w", 4}}),
+  MakeEvent(kT0 + 8 * kSec, "pedestrian", {{"device", "p1"}, {"crossing", "x2"}, {"w", -1}}),
+  MakeEvent(kT0 + 12 * kSec, "pedestrian", {{"device", "p1"}, {"crossing", "x1"}, {"w", 1e300}}),
+  MakeEvent(kT0 + 13 * kSec, "traffic", {{"zone", "north"}, {"lane", 1}, {"vehicles", 12}, {"speed", 48.5}}),
+  MakeEvent(kT0 + 14 * kSec, "traffic", {{"zone", "north"}, {"lane", 1}, {"vehicles", 20}, {"speed", 31}}),
+  MakeEvent(kT0 + 15 * kSec, "traffic", {{"zone", "south"}, {"lane", 2}, {"vehicles", 3}, {"speed", 0}}),
+  MakeEvent(kT0 + 16 * kSec, "level", {{"bin", "b7"}, {"pct", 90}}),
+  MakeEvent(kT0 + 17 * kSec, "level", {{"bin", "b7"}, {"pct", 95}}),
+  MakeEvent(kT0 + 18 * kSec, "level", {{"bin", "b7"}, {"pct", 90}}),
+  MakeEvent(kT0 + 19 * kSec, "badge", {{"door", "d1"}, {"person", "ann"}}),
+  MakeEvent(kT0 + 20 * kSec, "temp", {{"device", "s1"}, {"t", 35}, {"unit", "C"}, {"ok", true}}),
+  MakeEvent(kT0 + 25 * kSec, "hb", {{"device", "c1"}}),
+  MakeEvent(kT0 + 30 * kSec, "status", {{"device", "d1"}, {"status", "fault"}, {"code", 7}, {"zone", "z9"}}),
+  MakeEvent(kT0 + 31 * kSec, "status", {{"device", "d2"}, {"status", "ok"}}),
+  };
+}
+
+// Later events, and times at which every kind of timer has fallen due.
+std::vector<Event> Later() {
+  return {
+      MakeEvent(kT0 + 40 * kSec, "pedestrian", {{"device", "p3"}, {"crossing", "x1"}, {"w", 7}}),
+      MakeEvent(kT0 + 41 * kSec, "level", {{"bin", "b7"}, {"pct", 40}}),
+      MakeEvent(kT0 + 42 * kSec, "traffic", {{"zone", "north"}, {"lane", 1}, {"vehicles", 1}, {"speed", 60}}),
+      MakeEvent(kT0 + 43 * kSec, "badge", {{"door", "d1"}, {"person", "bob"}}),
+      MakeEvent(kT0 + 44 * kSec, "status", {{"device", "d1"}, {"status", "ok"}}),
+  };
+}
+constexpr int64_t kLast = kT0 + 31 * kSec;  // the fixture's last event
+constexpr int64_t kEnd = kT0 + 2 * 3600 * kSec;
+
+using KV = std::map<std::string, std::string>;
+
+std::string FromHex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+KV Format1() {
+  std::ifstream in(VIGIE_RULES_TESTDATA_DIR "/state-format1.txt");
+  REQUIRE(in.good());
+  KV kv;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t sp = line.find(' ');
+    REQUIRE(sp != std::string::npos);
+    kv[FromHex(line.substr(0, sp))] = FromHex(line.substr(sp + 1));
+  }
+  return kv;
+}
+
+void Apply(const StateDelta& d, KV* kv) {
+  for (const auto& p : d.delete_prefixes) {
+    for (auto it = kv->lower_bound(p); it != kv->end() && it->first.compare(0, p.size(), p) == 0;)
+      it = kv->erase(it);
+  }
+  for (const auto& k : d.deletes) kv->erase(k);
+  for (const auto& [k, v] : d.puts) (*kv)[k] = v;
+}
+
+EngineOptions Opts(const TimeZone* tz) {
+  EngineOptions o;
+  o.tz = tz;
+  return o;
+}
+
+// The outputs of an engine from here on: the later events, then every timer.
+std::vector<std::string> Rest(Engine& e) {
+  Collect out;
+  for (const Event& ev : Later()) e.Process(ev, ev.ts_ms, out);
+  e.AdvanceTo(kEnd, out);
+  std::vector<std::string> r;
+  for (const Output& o : out.outs) r.push_back(Render(o));
+  return r;
+}
+
+bool IsFormat2Key(const std::string& k) { return k.size() > 2 && k[2] == '\x02'; }
+
+}  // namespace
+
+TEST_CASE("state format: a format 1 checkpoint restores to the groups an uninterrupted run has",
+          "[engine][state][format]") {
+  auto rs = MustCompile(Rules());
+  FixedOffsetZone tz(3600);
+  const KV old = Format1();
+  REQUIRE(old.size() == 9);  // every rule's groups but the inactive stateless d2
+
+  Engine fresh(rs, Opts(&tz));
+  Collect ignored;
+  for (const Event& ev : Events()) fresh.Process(ev, ev.ts_ms, ignored);
+
+  Engine up(rs, Opts(&tz));
+  for (const auto& [k, v] : old) CHECK(up.Restore(k, v));
+  CHECK(up.group_count() == 9);
+  Collect at_start;
+  up.FinishRestore(kLast, at_start);
+  CHECK(at_start.outs.empty());  // nothing was due, and active groups do not fire again
+
+  // The next checkpoint holds every group in format 2, byte for byte what the uninterrupted
+  // engine writes, and deletes the format 1 keys.
+  StateDelta want, got;
+  fresh.TakeAll(&want);
+  up.TakeAll(&got);
+  KV want_kv, got_kv = old;
+  Apply(want, &want_kv);
+  Apply(got, &got_kv);
+  CHECK(got_kv == want_kv);
+  CHECK(std::set<std::string>(got.deletes.begin(), got.deletes.end()).size() == 9);
+  for (const auto& [k, v] : got_kv) CHECK(IsFormat2Key(k));
+  // Format 2 is smaller: the fixture's groups took this many bytes in format 1.
+  size_t old_bytes = 0, new_bytes = 0;
+  for (const auto& [k, v] : old) old_bytes += k.size() + v.size();
+  for (const auto& [k, v] : got_kv) new_bytes += k.size() + v.size();
+  CHECK(new_bytes * 3 < old_bytes * 2);
+
+  // And they behave alike from here on: commands, alerts, resolves, timers of every kind.
+  const std::vector<std::string> a = Rest(fresh), b = Rest(up);
+  CHECK(a.size() >= 6);
+  CHECK(a == b);
+  // A later checkpoint deletes nothing more of format 1.
+  StateDelta later;
+  up.TakeDirty(&later);
+  for (const auto& k : later.deletes) CHECK(IsFormat2Key(k));
+}
+
+TEST_CASE("state format: in slices, format 1 keys go with the round's last slice; a crash in "
+          "between restores every group once", "[engine][state][format]") {
+  auto rs = MustCompile(Rules());
+  FixedOffsetZone tz(3600);
+  const KV old = Format1();
+
+  Engine up(rs, Opts(&tz));
+  for (const auto& [k, v] : old) REQUIRE(up.Restore(k, v));
+  Collect none;
+  up.FinishRestore(kLast, none);
+  std::vector<StateDelta> slices;
+  for (bool done = false; !done;) {
+    slices.emplace_back();
+    done = up.TakeDirtySlice(&slices.back(), 2);
+  }
+  REQUIRE(slices.size() == 5);  // 9 groups, 2 a slice
+  for (size_t i = 0; i + 1 < slices.size(); ++i) {
+    INFO("slice " << i);
+    for (const auto& k : slices[i].deletes) CHECK(IsFormat2Key(k));
+  }
+  CHECK(slices.back().deletes.size() == 9);
+
+  // Killed after the first three slices were written: the store has both forms of six groups.
+  KV crashed = old;
+  for (size_t i = 0; i < 3; ++i) Apply(slices[i], &crashed);
+  size_t both = 0;
+  for (const auto& [k, v] : crashed) both += IsFormat2Key(k);
+  CHECK(both == 6);
+  Engine again(rs, Opts(&tz));
+  size_t restored = 0;
+  for (const auto& [k, v] : crashed) restored += again.Restore(k, v);  // format 2 keys come first
+  CHECK(restored == 9);
+  CHECK(again.group_count() == 9);
+  again.FinishRestore(kLast, none);
+  StateDelta d;
+  again.TakeAll(&d);
+  Apply(d, &crashed);
+  CHECK(crashed.size() == 9);
+  for (const auto& [k, v] : crashed) CHECK(IsFormat2Key(k));
+
+  Engine fresh(rs, Opts(&tz));
+  for (const Event& ev : Events()) fresh.Process(ev, ev.ts_ms, none);
+  CHECK(Rest(fresh) == Rest(again));
+}
