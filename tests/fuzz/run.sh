@@ -21,7 +21,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS="$san" \
   -DVIGIE_FUZZ=ON -DVIGIE_BUILD_BENCH=OFF >/dev/null
 
-targets=(fuzz_json_decoder fuzz_fb_decoder)
+targets=(fuzz_json_decoder fuzz_fb_decoder fuzz_state_restore)
 if [[ -f $root/rules/loader.cc ]]; then targets+=(fuzz_rule_loader); fi
 ninja -C "$build" -j"${JOBS:-2}" "${targets[@]}"
 
