@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "daemon/state/store.h"
 #include "tests/integration/it_test.h"
 
 using namespace vigie::it;
@@ -398,4 +399,122 @@ TEST_CASE("Across restarts a changed rule starts fresh and a removed rule's stat
   CHECK(CanonAll(out.all()) ==
         std::vector<std::string>{"alert rule=rule-a key=k state=firing severity=info summary=a k 3 labels={}"});
   IT_STOP_CLEAN(d);
+}
+
+namespace {
+
+// "hexkey hexvalue" lines ('#' comments): tests/rules/testdata/state-format1.txt.
+std::vector<std::pair<std::string, std::string>> ReadHexLines(const std::string& path) {
+  auto unhex = [](std::string_view h) {
+    std::string out;
+    for (size_t i = 0; i + 1 < h.size(); i += 2)
+      out.push_back(static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> kv;
+  const std::string text = ReadFile(path);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) continue;
+    kv.emplace_back(unhex(line.substr(0, sp)), unhex(line.substr(sp + 1)));
+  }
+  return kv;
+}
+
+}  // namespace
+
+TEST_CASE("An upgrade from state format 1 keeps every group, then writes format 2 only",
+          "[integration][state]") {
+  // tests/rules/testdata/: the state a vigie of 8ca9379 (format 1) checkpointed for its rules on
+  // 2026-11-26 at 21:00:31 (tests/rules/state_format_test.cc has the events). Every timer in it
+  // is long past: they fire at start-up.
+  TempDir dir;
+  Daemon d(dir.path());
+  d.WriteRules("upgrade.yaml", ReadFile(VIGIE_RULES_TESTDATA_DIR "/state-format1.yaml"));
+  size_t fixture_groups = 0;
+  {
+    std::string err;
+    auto store = vigie::daemon::RocksStateStore::Open(dir.path() + "/state", &err);
+    REQUIRE(store);
+    for (const auto& [k, v] : ReadHexLines(VIGIE_RULES_TESTDATA_DIR "/state-format1.txt")) {
+      REQUIRE(store->Put(k, v, false, &err));
+      ++fixture_groups;
+    }
+  }
+  REQUIRE(fixture_groups == 9);
+  auto state_keys = [&dir] {
+    std::string err;
+    auto store = vigie::daemon::RocksStateStore::Open(dir.path() + "/state", &err);
+    REQUIRE(store);
+    std::vector<std::string> keys;
+    REQUIRE(store->Scan("g/", [&](std::string_view k, std::string_view) {
+      keys.emplace_back(k);
+      return true;
+    }, &err));
+    return keys;
+  };
+
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    CHECK(d.Metric("vigie_state_restored_groups") == 9);
+    // Due while down: the `for` of hot/s1 (with the event it kept), the absence of c1, the first
+    // pedestrian leaving busy/x1's window (3 → 2: otherwise), the end of per-hour's period for
+    // north/1 (32 vehicles). fault/d1 was active: nothing.
+    REQUIRE(out.WaitFor([](const std::vector<Received>& v) { return WithoutProbes(v).size() >= 4; }, 20s));
+    IT_BARRIER(in, out);
+    std::vector<std::string> at_start = CanonSorted(out.all());
+    std::string listed;
+    for (const auto& o : at_start) listed += o + "\n";
+    INFO(listed);
+    CHECK(at_start.size() == 4);
+    CHECK(std::count(at_start.begin(), at_start.end(),
+                     "command rule=per-hour key=north/1 target=z/north action=congested params={m=s:48.5,v=s:32}") == 1);
+    for (const auto& r : WithoutProbes(out.all())) {
+      // Each at its own instant: after the fixture's events, hours before this start.
+      CHECK(r.out.ts_ms > 1795726831000);    // 2026-11-26T21:00:31Z
+      CHECK(r.out.ts_ms <= 1795730400000);   // 22:00:00Z, the period's end
+    }
+    CHECK(std::count(at_start.begin(), at_start.end(),
+                     "alert rule=hot key=s1 state=firing severity=warning summary=Hot s1 35 labels={}") == 1);
+    CHECK(std::count(at_start.begin(), at_start.end(),
+                     "alert rule=silent key=c1 state=firing severity=info summary=Silent c1 labels={}") == 1);
+    CHECK(std::count_if(at_start.begin(), at_start.end(), [](const std::string& s) {
+            return s.rfind("command rule=busy key=x1 target=b/x1 action=calm", 0) == 0;
+          }) == 1);
+    // fault/d1's firing alert, with its labels, came through the upgrade: it resolves.
+    out.Clear();
+    in.Send(R"({"kind": "status", "device": "d1", "status": "ok"})");
+    IT_BARRIER(in, out);
+    CHECK(CanonSorted(out.all()) ==
+          SortedStrings({"alert rule=fault key=d1 state=resolved severity=critical summary=F d1 7 labels={c=7,z=z9}",
+                         "command rule=fault key=d1 target=ops/d1 action=ok params={}"}));
+    IT_STOP_CLEAN(d);
+  }
+  // The clean stop's checkpoint wrote every group in format 2 and deleted the format 1 keys.
+  std::vector<std::string> keys = state_keys();
+  CHECK(keys.size() >= 8);
+  for (const auto& k : keys) {
+    INFO(k);
+    CHECK((k.size() > 11 && k[2] == '\x02'));
+  }
+
+  // Started again from format 2: the groups that fired stay active, nothing is sent again.
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    CHECK(d.Metric("vigie_state_restored_groups") == static_cast<double>(keys.size()));
+    in.Send(R"({"kind": "temp", "device": "s1", "t": 36})");
+    IT_BARRIER(in, out);
+    CHECK(CanonAll(out.all()).empty());
+    IT_STOP_CLEAN(d);
+  }
 }
