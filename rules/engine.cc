@@ -917,10 +917,8 @@ struct Engine::Impl {
 
   mutable std::string window_bytes;  // Serialize's scratch for a window (kept: no allocation)
 
+  // Appends the group's value to `out` (the delta's buffer: it grows geometrically).
   void Serialize(const Group* g, std::string* out) const {
-    // The size it had last time (key included: a little more than needed): one allocation
-    // instead of a string regrown byte by byte.
-    out->reserve(g->stored_bytes != 0 ? g->stored_bytes : 64);
     ByteWriter w(out);
     // Format 2: the rule is known from the key (no fingerprint here); instants other than
     // last_seen are written as differences from it, and only those that are set (a bit each in
@@ -1178,10 +1176,13 @@ struct Engine::Impl {
 
   void Put(Group* g, StateDelta* d) {
     g->dirty = false;
-    d->puts.emplace_back();
-    StateKey(g, &d->puts.back().first);
-    Serialize(g, &d->puts.back().second);
-    SetStoredBytes(g, d->puts.back().first.size() + d->puts.back().second.size());
+    std::string* buf = d->puts.buffer();
+    const size_t start = buf->size();
+    buf->append(prefixes[g->rule]).append(g->key);
+    d->puts.EndKey();
+    Serialize(g, buf);
+    d->puts.EndValue();
+    SetStoredBytes(g, buf->size() - start);
   }
 
   void SetStoredBytes(Group* g, size_t bytes) {

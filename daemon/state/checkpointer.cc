@@ -27,7 +27,7 @@ void EraseWithPrefix(Container* c, const std::string& prefix) {
 uint64_t DeltaBytes(const std::vector<rules::StateDelta>& ds) {
   uint64_t n = 0;
   for (const rules::StateDelta& d : ds) {
-    for (const auto& [k, v] : d.puts) n += k.size() + v.size();
+    n += d.puts.byte_size();
     for (const auto& k : d.deletes) n += k.size();
     for (const auto& p : d.delete_prefixes) n += p.size();
   }
@@ -62,7 +62,7 @@ void MergedDelta::MergeIntoMaps(rules::StateDelta&& newer) {
     puts.erase(k);
     deletes.insert(std::move(k));
   }
-  for (auto& [k, v] : newer.puts) puts[std::move(k)] = std::move(v);
+  for (const auto& [k, v] : newer.puts) puts.insert_or_assign(std::string(k), std::string(v));
   newer.clear();
 }
 
@@ -80,11 +80,8 @@ std::vector<rules::StateDelta> MergedDelta::Take() {
   }
   d.deletes.reserve(deletes.size());
   while (!deletes.empty()) d.deletes.push_back(std::move(deletes.extract(deletes.begin()).value()));
-  d.puts.reserve(puts.size());
-  while (!puts.empty()) {
-    auto node = puts.extract(puts.begin());
-    d.puts.emplace_back(std::move(node.key()), std::move(node.mapped()));
-  }
+  for (const auto& [k, v] : puts) d.puts.push_back({k, v});
+  puts.clear();
   return out;
 }
 

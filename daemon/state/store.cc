@@ -279,7 +279,7 @@ bool MemStateStore::WriteAll(const rules::StateDelta* deltas, size_t n, std::str
       auto it = data_.find(k);
       if (it != data_.end()) data_.erase(it);
     }
-    for (const auto& [k, v] : delta.puts) data_[k] = v;
+    for (const auto& [k, v] : delta.puts) data_.insert_or_assign(std::string(k), std::string(v));
   }
   return true;
 }

@@ -204,7 +204,9 @@ struct Fixture {
     };
     deps.checkpoint = [this](int shard, rules::StateDelta&& d) {
       std::lock_guard<std::mutex> lk(ckpt_mu);
-      for (auto& [k, v] : d.puts) checkpoints.push_back(std::to_string(shard) + ":" + k + "=" + v);
+      for (const auto& [k, v] : d.puts) {
+        checkpoints.push_back(std::to_string(shard) + ":" + std::string(k) + "=" + std::string(v));
+      }
     };
     deps.next_seq = std::move(next_seq);
     pipeline = std::make_unique<Pipeline>(opts, std::move(deps), nullptr);

@@ -185,9 +185,9 @@ TEST_CASE("state: MergedDelta keeps deltas in order, then merges them keeping th
     CHECK(t[0].delete_prefixes == std::vector<std::string>{"g/2/"});
     CHECK(t[0].deletes == std::vector<std::string>{"g/3/z", "g/4/gone"});  // put back after
     REQUIRE(t[0].puts.size() == 3);
-    CHECK(t[0].puts[0] == std::pair<std::string, std::string>{"g/1/x", "new"});
-    CHECK(t[0].puts[1] == std::pair<std::string, std::string>{"g/2/fresh", "f"});
-    CHECK(t[0].puts[2] == std::pair<std::string, std::string>{"g/4/gone", "back"});
+    CHECK((t[0].puts[0] == vigie::rules::PutList::Entry{"g/1/x", "new"}));
+    CHECK((t[0].puts[1] == vigie::rules::PutList::Entry{"g/2/fresh", "f"}));
+    CHECK((t[0].puts[2] == vigie::rules::PutList::Entry{"g/4/gone", "back"}));
     MemStateStore merged;
     REQUIRE(merged.WriteAll(t.data(), t.size(), &err));
     CHECK(merged.Dump() == direct.Dump());

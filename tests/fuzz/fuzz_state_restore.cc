@@ -42,7 +42,7 @@ std::shared_ptr<const vr::RuleSet> Rules() {
 
 std::map<std::string, std::string> Apply(const vr::StateDelta& d) {
   std::map<std::string, std::string> kv;
-  for (const auto& [k, v] : d.puts) kv[k] = v;
+  for (const auto& [k, v] : d.puts) kv[std::string(k)] = v;
   return kv;
 }
 

@@ -26,7 +26,7 @@ struct Store {
         it = kv.erase(it);
     }
     for (const auto& k : d.deletes) kv.erase(k);
-    for (const auto& [k, v] : d.puts) kv[k] = v;
+    for (const auto& [k, v] : d.puts) kv[std::string(k)] = v;
   }
 };
 
@@ -558,7 +558,7 @@ TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, remove
   StateDelta after;
   e.TakeAll(&after);
   std::vector<std::string> keys;
-  for (const auto& kv : after.puts) keys.push_back(kv.first);
+  for (const auto& kv : after.puts) keys.emplace_back(kv.first);
   std::sort(keys.begin(), keys.end());
   std::vector<std::string> want{StateKey(*rs2, "change", "x1"), StateKey(*rs2, "keep", "x1"),
                                 StateKey(*rs2, "new", "p")};
@@ -1117,4 +1117,33 @@ TEST_CASE("engine outputs: a refilled output carries nothing over from the one b
   for (const Output& out : taken.outs) want.push_back(Render(out));
   REQUIRE(want.size() > 100);  // both rules changed state many times, in every order
   CHECK(kept.rendered == want);
+}
+
+TEST_CASE("PutList: keys and values back to back, read as views, written in place or copied",
+          "[engine][state]") {
+  PutList l;
+  CHECK(l.empty());
+  l.push_back({"k1", "v1"});
+  l.push_back({"", ""});  // empty key and value are entries too
+  std::string* buf = l.buffer();
+  buf->append("key-three");
+  l.EndKey();
+  buf->append(std::string(300, 'x'));  // the buffer grows: earlier views are taken afresh
+  l.EndValue();
+  REQUIRE(l.size() == 3);
+  CHECK((l[0] == PutList::Entry{"k1", "v1"}));
+  CHECK((l[1] == PutList::Entry{"", ""}));
+  CHECK(l[2].first == "key-three");
+  CHECK(l[2].second == std::string(300, 'x'));
+  CHECK(l.back().first == "key-three");
+  CHECK(l.byte_size() == 4 + 0 + 9 + 300);
+  std::vector<std::string> seen;
+  for (const auto& [k, v] : l) seen.push_back(std::string(k) + "=" + std::string(v.substr(0, 2)));
+  CHECK(seen == std::vector<std::string>{"k1=v1", "=", "key-three=xx"});
+  l = {{"a", "1"}, {"b", "2"}};
+  REQUIRE(l.size() == 2);
+  CHECK((l[1] == PutList::Entry{"b", "2"}));
+  l.clear();
+  CHECK(l.empty());
+  CHECK(l.begin() == l.end());
 }

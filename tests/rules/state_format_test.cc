@@ -92,7 +92,7 @@ void Apply(const StateDelta& d, KV* kv) {
       it = kv->erase(it);
   }
   for (const auto& k : d.deletes) kv->erase(k);
-  for (const auto& [k, v] : d.puts) (*kv)[k] = v;
+  for (const auto& [k, v] : d.puts) (*kv)[std::string(k)] = v;
 }
 
 EngineOptions Opts(const TimeZone* tz) {
