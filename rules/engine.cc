@@ -851,17 +851,6 @@ struct Engine::Impl {
     const uint64_t id = RuleStateId(r.info);
     for (int i = 7; i >= 0; --i) k->push_back(static_cast<char>(id >> (8 * i)));
   }
-  // Format 1: "g/" <rule name> NUL <fingerprint, 16 hex> NUL (read at restore only).
-  static std::string RulePrefix1(const Rule& r) {
-    std::string k(Engine::StatePrefix());
-    k += r.info.name;
-    k.push_back('\0');
-    char fp[17];
-    std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(r.info.fingerprint));
-    k.append(fp, 16);
-    k.push_back('\0');
-    return k;
-  }
   // Rule ids of the current RuleSet (Restore finds a key's rule by it).
   std::unordered_map<uint64_t, uint32_t> rule_by_id;
   // RulePrefix of every rule of rs, made when the rules are (constructor, Swap): a checkpoint

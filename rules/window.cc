@@ -349,9 +349,9 @@ void PutVarint(std::string* out, uint64_t v) {
   }
   out->push_back(static_cast<char>(v));
 }
-void PutZigzag(std::string* out, int64_t v) {
-  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
+uint64_t ZigzagEncode(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t ZigzagDecode(uint64_t u) { return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1)); }
+void PutZigzag(std::string* out, int64_t v) { PutVarint(out, ZigzagEncode(v)); }
 void PutFixed64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
@@ -373,7 +373,7 @@ void PutNum(std::string* out, double d) {
   if (d >= -kMaxExactInt && d <= kMaxExactInt) {  // false for NaN
     const auto i = static_cast<int64_t>(d);
     if (static_cast<double>(i) == d && !(i == 0 && std::signbit(d))) {
-      PutVarint(out, ((static_cast<uint64_t>(i) << 1) ^ static_cast<uint64_t>(i >> 63)) << 1);
+      PutVarint(out, ZigzagEncode(i) << 1);
       return;
     }
   }
@@ -407,39 +407,34 @@ class Reader {
   bool Zigzag(int64_t* v) {
     uint64_t u;
     if (!Varint(&u)) return false;
-    *v = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    *v = ZigzagDecode(u);
     return true;
   }
-  bool Fixed64(uint64_t* v) {
-    if (remaining() < 8) return false;
-    uint64_t r = 0;
-    for (int i = 0; i < 8; ++i) r |= static_cast<uint64_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
-    p_ += 8;
+  // Little-endian fixed-width integers (uint32_t, uint64_t).
+  template <class T>
+  bool Fixed(T* v) {
+    if (remaining() < sizeof(T)) return false;
+    T r = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) r |= static_cast<T>(static_cast<uint8_t>(p_[i])) << (8 * i);
+    p_ += sizeof(T);
     *v = r;
     return true;
   }
+  bool Fixed64(uint64_t* v) { return Fixed(v); }
   bool Double(double* d) {
     uint64_t bits;
     if (!Fixed64(&bits)) return false;
     std::memcpy(d, &bits, 8);
     return true;
   }
-  bool Fixed32(uint32_t* v) {
-    if (remaining() < 4) return false;
-    uint32_t r = 0;
-    for (int i = 0; i < 4; ++i) r |= static_cast<uint32_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
-    p_ += 4;
-    *v = r;
-    return true;
-  }
+  bool Fixed32(uint32_t* v) { return Fixed(v); }
   // A number as PutNum (format 2) or PutDouble (format 1) wrote it.
   bool Num(uint8_t format, double* d) {
     if (format == kFormat1) return Double(d);
     uint64_t u;
     if (!Varint(&u)) return false;
     if (u & 1) return u == 1 && Double(d);
-    u >>= 1;
-    const auto i = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    const int64_t i = ZigzagDecode(u >> 1);
     if (i < -(int64_t{1} << 53) || i > (int64_t{1} << 53)) return false;  // PutNum never writes it
     *d = static_cast<double>(i);
     return true;
