@@ -55,22 +55,6 @@ std::string StateKey(const RuleSet& rs, const std::string& rule, const std::stri
   return k;
 }
 
-// Format 1 (up to 8ca9379): "g/" <rule> NUL <fingerprint, 16 hex digits> NUL [<group key>].
-std::string StateKey1(const RuleSet& rs, const std::string& rule, const std::string& key) {
-  int idx = rs.FindRule(rule);
-  REQUIRE(idx >= 0);
-  char fp[17];
-  std::snprintf(fp, sizeof fp, "%016llx",
-                static_cast<unsigned long long>(GetRuleInfo(rs, idx).fingerprint));
-  std::string k(Engine::StatePrefix());
-  k += rule;
-  k.push_back('\0');
-  k.append(fp, 16);
-  k.push_back('\0');
-  k += key;
-  return k;
-}
-
 const char* kStateRules = R"(rules:
   - name: busy
     on: pedestrian
