@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <queue>
 #include <span>
 #include <type_traits>
@@ -648,7 +647,8 @@ struct Engine::Impl {
     RuleRt& r = rt[g->rule];
     if (!r.groups.Erase(Fnv1a(g->key), g)) return;
     std::string k;
-    StateKey(g, &k);
+    k.reserve(prefixes[g->rule].size() + g->key.size());  // one allocation
+    AppendStateKey(g, &k);
     pending_deletes.push_back(std::move(k));
     SetStoredBytes(g, 0);
     g->zombie = true;
@@ -854,7 +854,7 @@ struct Engine::Impl {
   // Rule ids of the current RuleSet (Restore finds a key's rule by it).
   std::unordered_map<uint64_t, uint32_t> rule_by_id;
   // RulePrefix of every rule of rs, made when the rules are (constructor, Swap): a checkpoint
-  // writes one key per group and used to format the prefix (snprintf) for each.
+  // writes one key per group, and the prefix is made once, not for each.
   std::vector<std::string> prefixes;
   void MakePrefixes() {
     prefixes.resize(rs->rules.size());
@@ -897,11 +897,9 @@ struct Engine::Impl {
     }
   };
   std::vector<RuleHot> hot;
-  void StateKey(const Group* g, std::string* k) const {
-    const std::string& p = prefixes[g->rule];
-    k->reserve(p.size() + g->key.size());  // one allocation
-    k->assign(p);
-    k->append(g->key);
+  // Appends the group's key in the store to `k`.
+  void AppendStateKey(const Group* g, std::string* k) const {
+    k->append(prefixes[g->rule]).append(g->key);
   }
 
   mutable std::string window_bytes;  // Serialize's scratch for a window (kept: no allocation)
@@ -1167,7 +1165,7 @@ struct Engine::Impl {
     g->dirty = false;
     std::string* buf = d->puts.buffer();
     const size_t start = buf->size();
-    buf->append(prefixes[g->rule]).append(g->key);
+    AppendStateKey(g, buf);
     d->puts.EndKey();
     Serialize(g, buf);
     d->puts.EndValue();
