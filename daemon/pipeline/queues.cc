@@ -104,10 +104,10 @@ void OutputQueue::Push(moodycamel::ProducerToken& tok, rules::Output&& out, Wake
       waited = true;
       waits_.store(waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
-    consumer.Notify();
+    consumer.Notify();  // full: the consumer must run for room to appear
     backoff.Pause();
   }
-  consumer.Notify();
+  // Not woken for each output: the producer wakes the consumer once for several (ShardWorker).
 }
 
 }  // namespace vigie::daemon

@@ -171,6 +171,7 @@ class OutputQueue {
   OutputQueue& operator=(const OutputQueue&) = delete;
 
   // Producer (the shard thread, with its own token). Waits while full; `waits` counts how often.
+  // Wakes `consumer` only while full: the producer wakes it for the outputs it queued.
   void Push(moodycamel::ProducerToken& tok, rules::Output&& out, Waker& consumer);
   size_t PopBulk(moodycamel::ConsumerToken& tok, rules::Output* out, size_t max) {
     size_t n = q_.try_dequeue_bulk(tok, out, max);

@@ -24,6 +24,7 @@ rules::Output& ShardWorker::QueueSink::NewOutput() {
 
 void ShardWorker::QueueSink::Emit(rules::Output&& o) {
   w_->out_->Push(tok_, std::move(o), *w_->dispatcher_);
+  if (unwoken_++ == 0) first_unwoken_ns_ = w_->clock_->SteadyNs();
   ShardStats::Add(w_->stats_.outputs);
   ++since_checkpoint;
 }
@@ -49,6 +50,7 @@ bool ShardWorker::Restore(std::string_view key, std::string_view value) {
 
 void ShardWorker::FinishRestore() {
   engine_->FinishRestore(clock_->NowMs(), sink_);
+  sink_.WakeDispatcher();
   stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
 }
 
@@ -174,14 +176,18 @@ void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
       t = lo;
     }
     engine_->Process(ev, t, sink_);
-    if (ev.is_copy) continue;  // an event routed to several shards counts once
-    ++originals;
-    // Latency to the end of this event, not of its batch: its outputs are already queued, and
-    // a batch of a 256-event message would otherwise charge the first event with the last's
-    // wait. One steady-clock read (vDSO, ~25 ns) per event.
-    if (ev.ingest_ns != 0) {
-      stats_.latency.Observe(static_cast<double>(clock_->SteadyNs() - ev.ingest_ns) * 1e-9);
+    if (!ev.is_copy) ++originals;  // an event routed to several shards counts once
+    const bool timed = !ev.is_copy && ev.ingest_ns != 0;
+    if (!timed && !sink_.has_unwoken()) continue;
+    // One steady-clock read (vDSO, ~25 ns) per event, for its latency and the dispatcher's wake.
+    const int64_t now_ns = clock_->SteadyNs();
+    if (sink_.has_unwoken() && now_ns - sink_.first_unwoken_ns() >= opts_.output_wake_ns) {
+      sink_.WakeDispatcher();
     }
+    // Latency to the end of this event, not of its batch: its outputs are already queued (the
+    // dispatcher is woken at most output_wake_ns later), and a batch of a 256-event message
+    // would otherwise charge the first event with the last's wait.
+    if (timed) stats_.latency.Observe(static_cast<double>(now_ns - ev.ingest_ns) * 1e-9);
   }
   ShardStats::Add(stats_.processed, originals);
   ShardStats::Add(stats_.batches);
@@ -231,6 +237,7 @@ void ShardWorker::Run() {
       Checkpoint(CheckpointKind::kChanged);
       last_changed_checkpoint = wall;
     }
+    sink_.WakeDispatcher();
     if (n > 0 || round) continue;
 
     // Idle: sleep until the next timer is due in wall time, the next checkpoint, or max_idle_ms.
@@ -248,6 +255,7 @@ void ShardWorker::Run() {
              swap_pending_.load(std::memory_order_acquire);
     });
   }
+  sink_.WakeDispatcher();
   // Drained: final full checkpoint.
   Checkpoint(CheckpointKind::kFull);
   stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);

@@ -55,6 +55,9 @@ struct ShardOptions {
   int64_t max_idle_ms = 10;
   // Batches taken per dequeue.
   size_t max_dequeue = 16;
+  // The dispatcher is woken once for the outputs queued over this long (checked after each
+  // event), and whenever the shard finishes a round of batches or goes idle.
+  int64_t output_wake_ns = 100'000;
 };
 
 // Hands a delta to the checkpointer; must not block (Checkpointer::Submit).
@@ -127,11 +130,25 @@ class ShardWorker {
     void Emit(rules::Output&& o) override;
     uint64_t since_checkpoint = 0;  // outputs (state changes) not yet covered by a checkpoint
 
+    // Waking the dispatcher is a futex syscall and a context switch when it sleeps (nearly
+    // always, at moderate rates: it sends an output in a few microseconds). One wake per output
+    // was 9 % of the shards' time with the 200-rule set; the shard now wakes it once for the
+    // outputs queued over up to ShardOptions::output_wake_ns, and always before it waits.
+    bool has_unwoken() const { return unwoken_ != 0; }
+    int64_t first_unwoken_ns() const { return first_unwoken_ns_; }
+    void WakeDispatcher() {
+      if (unwoken_ == 0) return;
+      unwoken_ = 0;
+      w_->dispatcher_->Notify();
+    }
+
    private:
     ShardWorker* w_;
     moodycamel::ProducerToken tok_;
     moodycamel::ConsumerToken spent_tok_;
     rules::Output spare_;
+    uint32_t unwoken_ = 0;          // outputs queued since the dispatcher was last woken
+    int64_t first_unwoken_ns_ = 0;  // when the first of them was queued (steady clock)
   };
 
   void Run();
