@@ -741,8 +741,8 @@ struct Engine::Impl {
       rt[idx].groups.PrefetchSlot(gk.hash);
       if (prefetch_rules) {  // pass 3 reads the rule's head, its counters and its `when`
         const char* rule = reinterpret_cast<const char*>(&rs->rules[idx]);
-        for (int line = 0; line < 4; ++line) __builtin_prefetch(rule + 64 * line);
-        __builtin_prefetch(stats->per_rule[idx].get());
+        for (int line = 0; line < 4; ++line) Prefetch(rule + 64 * line);
+        Prefetch(stats->per_rule[idx].get());
         if (h.when) PrefetchCode(h.when);
       }
       cands.push_back(idx);

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/prefetch.h"
 #include "rules/slot_list.h"
 #include "rules/value.h"
 
@@ -73,14 +74,14 @@ struct Event {
 // PrefetchEventData(e), an event or more later, for what its pointers point at (kind text when
 // not inline, the field array; field names and values are inline when short).
 inline void PrefetchEvent(const Event& ev) {
-  __builtin_prefetch(&ev);
-  __builtin_prefetch(reinterpret_cast<const char*>(&ev) + 64);
+  Prefetch(&ev);
+  Prefetch(reinterpret_cast<const char*>(&ev) + 64);
 }
 inline void PrefetchEventData(const Event& ev) {
-  __builtin_prefetch(ev.kind.data());
+  Prefetch(ev.kind.data());
   const char* f = reinterpret_cast<const char*>(ev.fields.data());
   const size_t bytes = ev.fields.size() * sizeof(Field);
-  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(f + off);
+  for (size_t off = 0; off < bytes; off += 64) Prefetch(f + off);
 }
 
 // A recycled list of events: what a source decodes messages into and hands to its

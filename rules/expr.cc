@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "rules/expr.h"
+#include "rules/prefetch.h"
 
 namespace vigie::rules {
 
@@ -1611,9 +1612,9 @@ const ExprCode* CodeOf(const Expr& e) { return e.code.data(); }
 
 void PrefetchCode(const ExprCode* c) {
   const char* p = reinterpret_cast<const char*>(c);
-  __builtin_prefetch(p);
-  __builtin_prefetch(p + 64);
-  __builtin_prefetch(p + 128);
+  Prefetch(p);
+  Prefetch(p + 64);
+  Prefetch(p + 128);
 }
 
 namespace {

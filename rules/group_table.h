@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "rules/prefetch.h"
+
 namespace vigie::rules {
 
 template <class T>
@@ -53,14 +55,14 @@ class GroupTable {
   // Cache hints for a lookup of `hash` coming soon: the home slot; then (once that slot is in
   // cache) the element it holds when its hash matches — the likely result. Never fault.
   void PrefetchSlot(uint64_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[Home(hash)]);
+    if (!slots_.empty()) Prefetch(&slots_[Home(hash)]);
   }
   void PrefetchElement(uint64_t hash) const {
     if (slots_.empty()) return;
     const Slot& s = slots_[Home(hash)];
     if (s.hash == hash && s.ptr != nullptr) {
-      __builtin_prefetch(s.ptr);
-      __builtin_prefetch(reinterpret_cast<const char*>(s.ptr) + 64);
+      Prefetch(s.ptr);
+      Prefetch(reinterpret_cast<const char*>(s.ptr) + 64);
     }
   }
 
