@@ -98,7 +98,7 @@ def scrape(url, timeout=10):
     t = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as r:
         text = r.read().decode("utf-8", "replace")
-    sums, buckets = {}, {}
+    sums, buckets, out_buckets = {}, {}, {}
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
@@ -111,12 +111,14 @@ def scrape(url, timeout=10):
         except ValueError:
             continue
         sums[name] = sums.get(name, 0.0) + v
-        if name == "vigie_event_latency_seconds_bucket":
+        if name in ("vigie_event_latency_seconds_bucket", "vigie_output_latency_seconds_bucket"):
             le = re.search(r'le="([^"]*)"', labels)
             if le:
                 key = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
-                buckets[key] = buckets.get(key, 0.0) + v
-    return {"t": t, "sums": sums, "buckets": buckets}
+                into = buckets if name.startswith("vigie_event") else out_buckets
+                into[key] = into.get(key, 0.0) + v
+    # buckets: ingest -> processed by a shard; out_buckets: ingest -> output handed to its sink
+    return {"t": t, "sums": sums, "buckets": buckets, "out_buckets": out_buckets}
 
 
 def quantile(q, before, after):

@@ -8,8 +8,9 @@ p99.9 < 5 ms at half the maximum rate).
 Starts build/daemon/vigie (BUILD_DIR to change) on free loopback ports with a temporary state
 dir, 2 shards and checkpoint_interval 1s (--shards, --checkpoint; 1h = no checkpoint during the
 run, to isolate its share), sends FlatBuffers batches of 256 (--batch) from vigie-load at
---rate events/s, and reads `vigie_event_latency_seconds` (ingest -> processed, per event) from
-/metrics after a warm-up and at the end: p50/p99/p99.9 over the measured interval, interpolated
+--rate events/s, and reads `vigie_event_latency_seconds` (ingest -> processed, per event) and
+`vigie_output_latency_seconds` (ingest -> an output handed to its sink, for outputs of events)
+from /metrics after a warm-up and at the end: p50/p99/p99.9 over the measured interval, interpolated
 within the histogram's buckets (... 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5 ms ...), as Prometheus'
 histogram_quantile does. Also prints the processed rate, so that a rate the daemon cannot carry
 shows as such (its latency then measures queueing). Everything binds 127.0.0.1 and stops by
@@ -86,8 +87,16 @@ def main():
         for q in (0.5, 0.99, 0.999):
             v = bench.quantile(q, a["buckets"], b["buckets"])
             res[f"p{q * 100:g}_ms"] = None if v is None else round(v * 1000, 3)
+            v = bench.quantile(q, a["out_buckets"], b["out_buckets"])
+            res[f"output_p{q * 100:g}_ms"] = None if v is None else round(v * 1000, 3)
+        outputs = (b["sums"].get("vigie_output_latency_seconds_count", 0)
+                   - a["sums"].get("vigie_output_latency_seconds_count", 0))
+        res["outputs"] = round(outputs)
         print(f"offered {args.rate:,.0f} ev/s, processed {processed:,.0f} ev/s; ingest->processed "
               f"p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, p99.9 {res['p99.9_ms']} ms")
+        print(f"ingest->output sent ({res['outputs']:,} outputs of events): "
+              f"p50 {res['output_p50_ms']} ms, p99 {res['output_p99_ms']} ms, "
+              f"p99.9 {res['output_p99.9_ms']} ms")
         print(json.dumps(res))
     return 0
 
