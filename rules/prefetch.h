@@ -6,7 +6,7 @@
 // then found pure by its interprocedural passes, and its calls, whose result nobody uses, are
 // deleted, prefetch and all (GCC 12 at -O1 and above; seen in the disassembly: the engine's
 // group prefetches had never been in the binary). The empty volatile asm gives the function a
-// side effect; it emits no instruction. tests/rules/prefetch_test.cc checks the binary keeps it.
+// side effect; it emits no instruction. tests/rules/codegen/ checks that a binary keeps them.
 namespace vigie::rules {
 
 inline void Prefetch(const void* p) {
