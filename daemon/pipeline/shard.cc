@@ -24,7 +24,7 @@ rules::Output& ShardWorker::QueueSink::NewOutput() {
 
 void ShardWorker::QueueSink::Emit(rules::Output&& o) {
   w_->out_->Push(tok_, std::move(o), *w_->dispatcher_);
-  if (unwoken_++ == 0) first_unwoken_ns_ = w_->clock_->SteadyNs();
+  if (unwoken_++ == 0) MaybeWakeDispatcher(w_->clock_->SteadyNs());
   ShardStats::Add(w_->stats_.outputs);
   ++since_checkpoint;
 }
@@ -181,9 +181,7 @@ void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
     if (!timed && !sink_.has_unwoken()) continue;
     // One steady-clock read (vDSO, ~25 ns) per event, for its latency and the dispatcher's wake.
     const int64_t now_ns = clock_->SteadyNs();
-    if (sink_.has_unwoken() && now_ns - sink_.first_unwoken_ns() >= opts_.output_wake_ns) {
-      sink_.WakeDispatcher();
-    }
+    sink_.MaybeWakeDispatcher(now_ns);
     // Latency to the end of this event, not of its batch: its outputs are already queued (the
     // dispatcher is woken at most output_wake_ns later), and a batch of a 256-event message
     // would otherwise charge the first event with the last's wait.
