@@ -511,6 +511,37 @@ TEST_CASE("pipeline: outputs of all shards get consecutive seq", "[pipeline][con
   CHECK(f.pipeline->dispatcher().stats().unsent.load() == kEvents);  // no sink configured
 }
 
+// The shard, not a timeout, wakes the dispatcher for what it queued (ShardWorker::QueueSink):
+// the dispatcher's idle sleep is a minute here, the waits are 10 s. With the steady clock frozen
+// the first output of the run wakes it at once and every later one falls within output_wake_ns
+// of that wake, so only the announcement at the end of a round delivers them (checked: without
+// it this test fails). Last, the output of a timer that fires while the shard is idle.
+TEST_CASE("pipeline: the shard wakes a sleeping dispatcher for the outputs it queued",
+          "[pipeline][concurrency]") {
+  PipelineOptions o = Opts(1);
+  o.max_idle_ms = 60000;
+  Fixture f(o, /*now_ms=*/10000);
+  f.pipeline->Start();
+  auto consumer = f.pipeline->NewConsumer();
+  EventBuffer msg;
+  msg.Push(MakeEvent(10000, "a", 1, {{"emit", 1}, {"timer_in", 50}}));
+  REQUIRE(consumer->Consume(msg));
+  REQUIRE(WaitUntil([&] { return f.outputs.size() == 1; }));
+  for (int round = 0; round < 3; ++round) {
+    msg.Clear();
+    for (int i = 0; i < 5; ++i) {
+      msg.Push(MakeEvent(10000, "b" + std::to_string(i), 1, {{"emit", 1}}));
+    }
+    REQUIRE(consumer->Consume(msg));
+    REQUIRE(WaitUntil([&] { return f.outputs.size() == 1 + 5 * (round + 1u); }));
+  }
+  f.clock.SetMs(10050);  // the timer (10050) is due
+  f.pipeline->Wake();
+  REQUIRE(WaitUntil([&] { return f.outputs.size() == 17; }));
+  CHECK(f.outputs.Copy().back().rule == "timer");
+  f.pipeline->Stop();
+}
+
 TEST_CASE("pipeline: an output waits for a seq while the allocator fails, none is skipped",
           "[pipeline][concurrency]") {
   uint64_t calls = 0, next = 1;  // dispatcher thread only
