@@ -40,11 +40,13 @@ void RuleIndex::Add(Bucket* b, uint32_t rule, const Key& key) {
     has[static_cast<int>(c.type)] = true;
     switch (c.type) {
       case Type::kString:
-        PushOnce(&f->strings[c.str], rule);
+        f->strings.Add(c.str, rule);
         break;
-      case Type::kNumber:
-        PushOnce(&f->numbers[c.num], rule);
+      case Type::kNumber: {
+        char buf[8];
+        f->numbers.Add(ConstTable::NumberKey(c.num, buf), rule);
         break;
+      }
       case Type::kBool:
         PushOnce(&f->bools[c.b ? 1 : 0], rule);
         break;
@@ -84,6 +86,14 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
         if (prefix == p) Add(&bucket, i, key);
     }
   }
+  auto freeze = [](Bucket& b) {
+    for (FieldIndex& f : b.fields) {
+      f.strings.Freeze();
+      f.numbers.Freeze();
+    }
+  };
+  for (auto& [kind, bucket] : exact_) freeze(bucket);
+  for (auto& [prefix, bucket] : prefix_) freeze(bucket);
   kind_tags_.clear();
   if (exact_.size() <= kMaxScannedKinds) {
     for (const auto& [kind, bucket] : exact_) kind_tags_.push_back({Head(kind), kind.size(), &kind, &bucket});
@@ -93,7 +103,7 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
 void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists) {
   // Entries are rule << 1 | 1 when the rule's leading test is known to hold (found under one of
   // its constants), rule << 1 otherwise.
-  auto append = [&](const std::vector<uint32_t>& v, uint32_t hit) {
+  auto append = [&](const auto& v, uint32_t hit) {
     if (v.empty()) return;
     for (uint32_t r : v) out->push_back(r << 1 | hit);
     ++*lists;
@@ -107,14 +117,12 @@ void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>*
     }
     append(f.not_of_type[static_cast<int>(v.type)], 0);  // the test records type_mismatch
     switch (v.type) {
-      case Type::kString: {
-        auto it = f.strings.find(v.str);
-        if (it != f.strings.end()) append(it->second, 1);
+      case Type::kString:
+        append(f.strings.Find(v.str), 1);
         break;
-      }
       case Type::kNumber: {
-        auto it = f.numbers.find(v.num);  // NaN finds nothing: NaN == c is false, no error
-        if (it != f.numbers.end()) append(it->second, 1);
+        char buf[8];  // NaN finds nothing: NaN == c is false, no error
+        append(f.numbers.Find(ConstTable::NumberKey(v.num, buf)), 1);
         break;
       }
       case Type::kBool:

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/const_table.h"
 #include "rules/event.h"
 #include "rules/value.h"
 
@@ -60,9 +61,6 @@ class RuleIndex {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  struct NumHash {
-    size_t operator()(double d) const { return std::hash<double>{}(d == 0 ? 0.0 : d); }
-  };
   template <typename V>
   using StrMap = std::unordered_map<std::string, V, SvHash, std::equal_to<>>;
 
@@ -71,8 +69,8 @@ class RuleIndex {
     std::string name;
     std::vector<uint32_t> all;             // every rule of this field: candidates if it is missing
     std::vector<uint32_t> not_of_type[4];  // by Type: rules with no constant of that type
-    StrMap<std::vector<uint32_t>> strings;
-    std::unordered_map<double, std::vector<uint32_t>, NumHash> numbers;
+    ConstTable strings;  // by the text of a string constant
+    ConstTable numbers;  // by a number constant (ConstTable::NumberKey)
     std::vector<uint32_t> bools[2];
   };
   struct Bucket {
