@@ -26,6 +26,7 @@
 #include "daemon/state/seq.h"
 #include "daemon/state/store.h"
 #include "daemon/util/log.h"
+#include "daemon/util/malloc_tuning.h"
 #include "daemon/util/rules_files.h"
 #include "daemon/util/tz.h"
 #include "plugins/api/factory.h"
@@ -440,6 +441,11 @@ int Daemon::Run(const std::string& config_path) {
   }
   ready_ = true;
   not_ready_reason_ = "";
+  const std::string tuning = MallocTuningInEffect();
+  if (!tuning.empty())
+    log_->Logf(LogLevel::kInfo, kComponent,
+               "memory: malloc heap on transparent huge pages, one arena (GLIBC_TUNABLES=%s; "
+               "VIGIE_MALLOC_TUNING=off to run without)", tuning.c_str());
   log_->Logf(LogLevel::kInfo, kComponent, "ready: %d shards, %d rules", po.shards, rules_loaded_.load());
 
   // Signals were blocked in every thread (RunDaemon); this thread waits for them.

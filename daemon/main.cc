@@ -5,6 +5,7 @@
 
 #include "daemon/app.h"
 #include "daemon/cli.h"
+#include "daemon/util/malloc_tuning.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"vigie — a real-time rules daemon for smart cities"};
@@ -39,7 +40,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (*run) return vigie::daemon::RunDaemon(run_config);
+  if (*run) {
+    // Heap on huge pages (daemon/util/malloc_tuning.h): may re-execute this same command once.
+    vigie::daemon::MaybeReexecWithMallocTuning(argv);
+    return vigie::daemon::RunDaemon(run_config);
+  }
   if (*check) return vigie::daemon::RunCheck(check_paths);
   if (*replay) {
     if (!until.empty()) replay_args.until = until;

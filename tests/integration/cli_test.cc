@@ -2,7 +2,10 @@
 // exactly), signals, and configuration errors that stop `vigie run` with FILE:LINE:COL.
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <regex>
 
 #include "tests/integration/it_test.h"
@@ -182,6 +185,56 @@ TEST_CASE("SIGTERM and SIGINT stop the daemon cleanly (exit 0)", "[integration][
     INFO("signal " << sig << "; stderr:\n" << d.Stderr());
     CHECK(code == 0);
     CHECK(d.Stderr().find("stopped cleanly") != std::string::npos);
+  }
+}
+
+// daemon/util/malloc_tuning.h: `vigie run` re-executes itself once with glibc's malloc on
+// transparent huge pages. Same pid (the harness's child), same name in ps; off on request. A
+// sanitizer build (its own allocator) and a kernel with THP `never` do not re-execute.
+TEST_CASE("vigie run puts its heap on huge pages: one re-exec, same pid and name; off on request",
+          "[integration][cli]") {
+  bool expect = true;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  expect = false;
+#endif
+  {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::ostringstream text;
+    text << f.rdbuf();
+    if (text.str().find("[never]") != std::string::npos) expect = false;
+  }
+  const std::string line = "memory: malloc heap on transparent huge pages, one arena";
+  auto read = [](const std::string& path) {
+    std::ifstream f(path);
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+  };
+  {
+    TempDir dir;
+    Daemon d(dir.path());
+    IT_START(d);
+    INFO("stderr:\n" << d.Stderr());
+    CHECK((d.Stderr().find(line) != std::string::npos) == expect);
+    const std::string environ = read("/proc/" + std::to_string(d.pid()) + "/environ");
+    CHECK((environ.find(std::string("VIGIE_MALLOC_TUNED=1") + '\0') != std::string::npos) == expect);
+    CHECK(read("/proc/" + std::to_string(d.pid()) + "/comm") == "vigie\n");
+    CHECK(d.Stop() == 0);
+  }
+  {
+    setenv("VIGIE_MALLOC_TUNING", "off", 1);
+    TempDir dir;
+    Daemon d(dir.path());
+    std::string error;
+    const bool started = d.Start(&error);
+    unsetenv("VIGIE_MALLOC_TUNING");
+    INFO(error);
+    REQUIRE(started);
+    INFO("stderr:\n" << d.Stderr());
+    CHECK(d.Stderr().find(line) == std::string::npos);
+    CHECK(read("/proc/" + std::to_string(d.pid()) + "/environ").find("VIGIE_MALLOC_TUNED") ==
+          std::string::npos);
+    CHECK(d.Stop() == 0);
   }
 }
 
