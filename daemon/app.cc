@@ -439,13 +439,14 @@ int Daemon::Run(const std::string& config_path) {
     log_->Logf(LogLevel::kInfo, kComponent, "source %s started", src->name().c_str());
     sources_.push_back(std::move(src));
   }
-  ready_ = true;
-  not_ready_reason_ = "";
+  // Before /readyz says 200, so that whoever waits for readiness finds this line in the log.
   const std::string tuning = MallocTuningInEffect();
   if (!tuning.empty())
     log_->Logf(LogLevel::kInfo, kComponent,
                "memory: malloc heap on transparent huge pages, one arena (GLIBC_TUNABLES=%s; "
                "VIGIE_MALLOC_TUNING=off to run without)", tuning.c_str());
+  ready_ = true;
+  not_ready_reason_ = "";
   log_->Logf(LogLevel::kInfo, kComponent, "ready: %d shards, %d rules", po.shards, rules_loaded_.load());
 
   // Signals were blocked in every thread (RunDaemon); this thread waits for them.

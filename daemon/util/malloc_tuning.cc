@@ -84,8 +84,11 @@ void MaybeReexecWithMallocTuning(char** argv) {
 
 std::string MallocTuningInEffect() {
   if (std::getenv(kGuard) == nullptr) return {};
+  // The guard alone could come from elsewhere (a parent vigie's environment): say so only when
+  // the tunables are there too.
   const char* t = std::getenv("GLIBC_TUNABLES");
-  return t ? t : "";
+  if (t == nullptr || std::strstr(t, "glibc.malloc.hugetlb=1") == nullptr) return {};
+  return t;
 }
 
 }  // namespace vigie::daemon

@@ -28,13 +28,13 @@ namespace vigie::daemon {
 std::optional<std::string> MallocTunablesFor(const char* tunables, const char* opt_out,
                                              std::string_view thp_mode);
 
-// Re-executes this binary (its path from /proc/self/exe) with argv and the tunables above, once. Returns only when it does
-// not re-execute (nothing to do, or exec failed: the daemon then runs as it is). Call first
-// thing in main, before any thread or output.
+// Re-executes this binary (its path from /proc/self/exe) with argv and the tunables above,
+// once. Returns only when it does not re-execute (nothing to do, or exec failed: the daemon then
+// runs as it is). Call first thing in main, before any thread or output.
 void MaybeReexecWithMallocTuning(char** argv);
 
-// For the start-up log: the tunables this process runs with when it was re-executed for them,
-// else an empty string.
+// For the start-up log: the tunables this process runs with when it was re-executed for them
+// (the guard is set and GLIBC_TUNABLES names hugetlb), else an empty string.
 std::string MallocTuningInEffect();
 
 }  // namespace vigie::daemon

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <string>
+
 namespace vigie::daemon {
 
 TEST_CASE("malloc tuning: huge pages and one arena, added to the operator's tunables",
@@ -33,6 +36,31 @@ TEST_CASE("malloc tuning: nothing when turned off, chosen already, or THP is nev
   CHECK_FALSE(MallocTunablesFor("glibc.malloc.hugetlb=0", nullptr, madvise));
   CHECK_FALSE(MallocTunablesFor("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2", nullptr, madvise));
   CHECK_FALSE(MallocTunablesFor(nullptr, nullptr, "always madvise [never]\n"));
+}
+
+}  // namespace vigie::daemon
+
+namespace vigie::daemon {
+
+TEST_CASE("malloc tuning: reported only when re-executed for it and the tunables are there",
+          "[malloc_tuning]") {
+  // The guard and GLIBC_TUNABLES as the re-executed daemon sees them; restored afterwards.
+  const char* old_guard = std::getenv("VIGIE_MALLOC_TUNED");
+  const char* old_tunables = std::getenv("GLIBC_TUNABLES");
+  const std::string saved_guard = old_guard ? old_guard : "";
+  const std::string saved_tunables = old_tunables ? old_tunables : "";
+  unsetenv("VIGIE_MALLOC_TUNED");
+  setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
+  CHECK(MallocTuningInEffect().empty());  // not re-executed: the operator's own setting
+  setenv("VIGIE_MALLOC_TUNED", "1", 1);
+  CHECK(MallocTuningInEffect() == "glibc.malloc.hugetlb=1");
+  setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
+  CHECK(MallocTuningInEffect().empty());  // a stray guard, without the tunables
+  unsetenv("GLIBC_TUNABLES");
+  CHECK(MallocTuningInEffect().empty());
+  if (old_guard) setenv("VIGIE_MALLOC_TUNED", saved_guard.c_str(), 1);
+  else unsetenv("VIGIE_MALLOC_TUNED");
+  if (old_tunables) setenv("GLIBC_TUNABLES", saved_tunables.c_str(), 1);
 }
 
 }  // namespace vigie::daemon
