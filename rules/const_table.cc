@@ -41,7 +41,8 @@ void ConstTable::Freeze() {
     const std::vector<uint32_t>& rules = e->second;
     const size_t offset = arena_.size() * 4;
     arena_.resize(arena_.size() + Padded(key.size()) / 4, 0);
-    std::memcpy(reinterpret_cast<char*>(arena_.data()) + offset, key.data(), key.size());
+    if (!key.empty())  // memcpy's pointers must not be null, even for 0 bytes (UBSan)
+      std::memcpy(reinterpret_cast<char*>(arena_.data()) + offset, key.data(), key.size());
     arena_.insert(arena_.end(), rules.begin(), rules.end());
     const uint64_t h = Hash(key);
     size_t i = h & mask_;

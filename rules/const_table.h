@@ -56,8 +56,9 @@ class ConstTable {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.count == 0) return {};
+      // An empty key may have a null data(), which memcmp must not get even for 0 bytes.
       if (s.hash == h && s.key_len == key.size() &&
-          std::memcmp(bytes() + s.offset, key.data(), key.size()) == 0) {
+          (key.empty() || std::memcmp(bytes() + s.offset, key.data(), key.size()) == 0)) {
         return {arena_.data() + (s.offset + Padded(s.key_len)) / 4, s.count};
       }
     }
