@@ -15,8 +15,9 @@ default), 200 000 events of the city of 100 000 devices. Groups: the city rules 
 (one file, as vigie-engine-bench takes one), D devices and 2D events (every device sends about
 two events in the warm-up, so its groups exist before the measured stage).
 On a shared 2-vCPU machine single runs vary by up to ±30 %: compare medians of several runs.
-The runs have glibc's heap on transparent huge pages, as `vigie run` gives itself
-(daemon/util/malloc_tuning.h); `--malloc default` measures 4 KiB pages (about a quarter slower).
+The runs have glibc's heap on transparent huge pages, as `vigie run` has it with
+VIGIE_MALLOC_TUNING=on (daemon/util/malloc_tuning.h); `--malloc default` measures 4 KiB pages
+(about a quarter slower).
 """
 import argparse
 import json
@@ -30,9 +31,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# What `vigie run` gives itself (daemon/util/malloc_tuning.h): glibc's heap on transparent huge
-# pages, one arena. The engine bench is one thread, so hugetlb alone would do; the same string
-# keeps the two comparable. --malloc default measures glibc's defaults instead.
+# What `vigie run` gives itself with VIGIE_MALLOC_TUNING=on (daemon/util/malloc_tuning.h):
+# glibc's heap on transparent huge pages, one arena. The engine bench is one thread, so hugetlb
+# alone would do; the same string keeps the two comparable. --malloc default measures glibc's
+# defaults instead.
 DAEMON_TUNABLES = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"
 ENV = dict(os.environ)
 
@@ -80,8 +82,9 @@ def main():
     ap.add_argument("--build-dir", default=os.environ.get("BUILD_DIR", os.path.join(ROOT, "build")))
     ap.add_argument("--out", help="also write the report to this file")
     ap.add_argument("--malloc", choices=["daemon", "default"], default="daemon",
-                    help="daemon (default): the heap on huge pages as `vigie run` has it "
-                         "(GLIBC_TUNABLES=" + DAEMON_TUNABLES + "); default: glibc's defaults")
+                    help="daemon (default): the heap on huge pages as `vigie run` has it with "
+                         "VIGIE_MALLOC_TUNING=on (GLIBC_TUNABLES=" + DAEMON_TUNABLES + "); "
+                         "default: glibc's defaults")
     args = ap.parse_args()
     prefix = ""
     if args.malloc == "daemon":
@@ -152,7 +155,8 @@ def main():
             "One thread, the rules library alone (`vigie-engine-bench --only process`), "
             f"{args.runs} alternating runs per point of {args.seconds:g} s after a warm-up. "
             "`city-all.yaml` is the rule files of config/rules in one file. malloc: "
-            + ("the heap on huge pages, as `vigie run` has it." if args.malloc == "daemon"
+            + ("the heap on huge pages, as `vigie run` has it with VIGIE_MALLOC_TUNING=on."
+               if args.malloc == "daemon"
                else "glibc's defaults (4 KiB pages)."), ""]
     text = "\n".join(head + report + ["```"] + commands + ["```", ""])
     print(text)

@@ -444,7 +444,7 @@ int Daemon::Run(const std::string& config_path) {
   if (!tuning.empty())
     log_->Logf(LogLevel::kInfo, kComponent,
                "memory: malloc heap on transparent huge pages, one arena (GLIBC_TUNABLES=%s; "
-               "VIGIE_MALLOC_TUNING=off to run without)", tuning.c_str());
+               "VIGIE_MALLOC_TUNING=on)", tuning.c_str());
   ready_ = true;
   not_ready_reason_ = "";
   log_->Logf(LogLevel::kInfo, kComponent, "ready: %d shards, %d rules", po.shards, rules_loaded_.load());

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (*run) {
-    // Heap on huge pages (daemon/util/malloc_tuning.h): may re-execute this same command once.
+    // Heap on huge pages when VIGIE_MALLOC_TUNING=on (daemon/util/malloc_tuning.h): may
+    // re-execute this same command once.
     vigie::daemon::MaybeReexecWithMallocTuning(argv);
     return vigie::daemon::RunDaemon(run_config);
   }

@@ -27,9 +27,10 @@ bool SanitizedBuild() {
 }
 }  // namespace
 
-std::optional<std::string> MallocTunablesFor(const char* tunables, const char* opt_out,
+std::optional<std::string> MallocTunablesFor(const char* tunables, const char* opt_in,
                                              std::string_view thp_mode) {
-  if (opt_out != nullptr && (std::strcmp(opt_out, "off") == 0 || std::strcmp(opt_out, "0") == 0))
+  // Opt-in: it cost the city rules' tail latency (bench/PROFILE.md, "Huge pages for the heap").
+  if (opt_in == nullptr || (std::strcmp(opt_in, "on") != 0 && std::strcmp(opt_in, "1") != 0))
     return std::nullopt;
   const std::string_view current = tunables ? tunables : "";
   if (current.find("glibc.malloc.hugetlb") != std::string_view::npos) return std::nullopt;

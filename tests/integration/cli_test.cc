@@ -188,10 +188,11 @@ TEST_CASE("SIGTERM and SIGINT stop the daemon cleanly (exit 0)", "[integration][
   }
 }
 
-// daemon/util/malloc_tuning.h: `vigie run` re-executes itself once with glibc's malloc on
-// transparent huge pages. Same pid (the harness's child), same name in ps; off on request. A
-// sanitizer build (its own allocator) and a kernel with THP `never` do not re-execute.
-TEST_CASE("vigie run puts its heap on huge pages: one re-exec, same pid and name; off on request",
+// daemon/util/malloc_tuning.h: with VIGIE_MALLOC_TUNING=on, `vigie run` re-executes itself once
+// with glibc's malloc on transparent huge pages. Same pid (the harness's child), same name in ps.
+// Not by default. A sanitizer build (its own allocator) and a kernel with THP `never` do not
+// re-execute.
+TEST_CASE("vigie run puts its heap on huge pages on request: one re-exec, same pid and name",
           "[integration][cli]") {
   bool expect = true;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -211,9 +212,14 @@ TEST_CASE("vigie run puts its heap on huge pages: one re-exec, same pid and name
     return s.str();
   };
   {
+    setenv("VIGIE_MALLOC_TUNING", "on", 1);
     TempDir dir;
     Daemon d(dir.path());
-    IT_START(d);
+    std::string error;
+    const bool started = d.Start(&error);
+    unsetenv("VIGIE_MALLOC_TUNING");
+    INFO(error);
+    REQUIRE(started);
     INFO("stderr:\n" << d.Stderr());
     CHECK((d.Stderr().find(line) != std::string::npos) == expect);
     const std::string environ = read("/proc/" + std::to_string(d.pid()) + "/environ");
@@ -222,14 +228,9 @@ TEST_CASE("vigie run puts its heap on huge pages: one re-exec, same pid and name
     CHECK(d.Stop() == 0);
   }
   {
-    setenv("VIGIE_MALLOC_TUNING", "off", 1);
-    TempDir dir;
+    TempDir dir;  // the default: no re-exec
     Daemon d(dir.path());
-    std::string error;
-    const bool started = d.Start(&error);
-    unsetenv("VIGIE_MALLOC_TUNING");
-    INFO(error);
-    REQUIRE(started);
+    IT_START(d);
     INFO("stderr:\n" << d.Stderr());
     CHECK(d.Stderr().find(line) == std::string::npos);
     CHECK(read("/proc/" + std::to_string(d.pid()) + "/environ").find("VIGIE_MALLOC_TUNED") ==
