@@ -21,8 +21,10 @@ class Router::Producer final : public plugins::EventConsumer {
     tokens_.reserve(r->queues_.size());
     for (ShardQueue* q : r->queues_) tokens_.emplace_back(q->queue());
   }
-  bool Consume(rules::EventBuffer& events) override {
-    return router_->ConsumeImpl(events, tokens_.data());
+
+ protected:
+  bool DoConsume(rules::EventBuffer& events, int64_t* blocked_ns) override {
+    return router_->ConsumeImpl(events, tokens_.data(), blocked_ns);
   }
 
  private:
@@ -42,7 +44,9 @@ void Router::SetRouting(std::shared_ptr<const Routing> routing) {
   routing_.store(std::move(routing), std::memory_order_release);
 }
 
-bool Router::Consume(rules::EventBuffer& events) { return ConsumeImpl(events, nullptr); }
+bool Router::DoConsume(rules::EventBuffer& events, int64_t* blocked_ns) {
+  return ConsumeImpl(events, nullptr, blocked_ns);
+}
 
 std::unique_ptr<plugins::EventConsumer> Router::NewProducer() {
   return std::make_unique<Producer>(this);
@@ -87,7 +91,8 @@ bool Router::Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, boo
   return ok;
 }
 
-bool Router::ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens) {
+bool Router::ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens,
+                         int64_t* caller_blocked_ns) {
   active_.fetch_add(1, std::memory_order_seq_cst);
   Inc(stats_.messages, 1);
   Inc(stats_.events, events.size());
@@ -156,7 +161,10 @@ bool Router::ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* 
   Inc(stats_.routed, routed);
   Inc(stats_.copied, copied);
   Inc(stats_.dropped_closed, dropped);
-  if (blocked_ns > 0) Inc(stats_.blocked_ns, static_cast<uint64_t>(blocked_ns));
+  if (blocked_ns > 0) {
+    Inc(stats_.blocked_ns, static_cast<uint64_t>(blocked_ns));
+    *caller_blocked_ns += blocked_ns;
+  }
   active_.fetch_sub(1, std::memory_order_seq_cst);
   return ok;
 }

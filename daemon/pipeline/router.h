@@ -69,10 +69,10 @@ class Router final : public plugins::EventConsumer {
   // Publishes the routing for the rules in force (null: every event is unmatched).
   void SetRouting(std::shared_ptr<const Routing> routing);
 
-  // EventConsumer (implicit producers). Returns false once Close() has begun. Afterwards the
-  // slots of `events` hold spent events (swapped with spent batch slots, or the unrouted events
-  // themselves; contents unspecified): the source Clear()s the buffer and decodes into it again.
-  bool Consume(rules::EventBuffer& events) override;
+  // EventConsumer::Consume (implicit producers). Returns false once Close() has begun.
+  // Afterwards the slots of `events` hold spent events (swapped with spent batch slots, or the
+  // unrouted events themselves; contents unspecified): the source Clear()s the buffer and
+  // decodes into it again. The time it waited on full queues is also the caller's blocked time.
   // A consumer for one source, with its own producer tokens. Must not outlive the router; used
   // by one thread at a time.
   std::unique_ptr<plugins::EventConsumer> NewProducer();
@@ -85,10 +85,15 @@ class Router final : public plugins::EventConsumer {
   const RouterStats& stats() const { return stats_; }
   int shard_count() const { return static_cast<int>(queues_.size()); }
 
+ protected:
+  bool DoConsume(rules::EventBuffer& events, int64_t* blocked_ns) override;
+
  private:
   class Producer;
-  // tokens: one per shard, or null (implicit producer).
-  bool ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens);
+  // tokens: one per shard, or null (implicit producer). Adds the time spent waiting for room
+  // to *caller_blocked_ns as well as to stats().blocked_ns.
+  bool ConsumeImpl(rules::EventBuffer& events, moodycamel::ProducerToken* tokens,
+                   int64_t* caller_blocked_ns);
   bool Flush(int shard, EventBatch* b, moodycamel::ProducerToken* tok, bool* waited,
              int64_t* blocked_ns);
 

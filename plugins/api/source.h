@@ -47,7 +47,19 @@ class EventConsumer {
   // events whose buffers can be reused: the source Clear()s it and decodes into it again, which
   // keeps the source thread free of per-event allocation. Blocks while downstream is full;
   // returns false when the daemon is stopping (the source should then stop too).
-  virtual bool Consume(rules::EventBuffer& events) = 0;
+  // *blocked_ns (if given) grows by the time the call spent waiting for room downstream
+  // (backpressure) — not the time it spent routing: that is the source's own work
+  // (vigie_source_blocked_seconds_total counts only the wait).
+  bool Consume(rules::EventBuffer& events, int64_t* blocked_ns = nullptr) {
+    int64_t waited = 0;
+    const bool more = DoConsume(events, &waited);
+    if (blocked_ns != nullptr) *blocked_ns += waited;
+    return more;
+  }
+
+ protected:
+  // What Consume() does; adds the time spent waiting for room to *blocked_ns (never null).
+  virtual bool DoConsume(rules::EventBuffer& events, int64_t* blocked_ns) = 0;
 };
 
 class Source {

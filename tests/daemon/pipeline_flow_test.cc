@@ -290,12 +290,13 @@ TEST_CASE("pipeline: a full shard queue blocks Consume until the shard makes roo
 
   std::atomic<bool> returned{false};
   std::atomic<bool> result{false};
+  int64_t caller_blocked_ns = 0;
   std::thread source([&] {
     auto consumer = f.pipeline->NewConsumer();
     EventBuffer msg;
     msg.Push(MakeEvent(1000, "x", 1, {{"n", 0}, {"stall", 1}}));
     for (int i = 1; i < 20; ++i) msg.Push(MakeEvent(1000, "x", 1, {{"n", i}}));
-    result = consumer->Consume(msg);
+    result = consumer->Consume(msg, &caller_blocked_ns);
     returned = true;
   });
   // The shard is stuck on event 0; the queue fills and the source must wait.
@@ -313,6 +314,30 @@ TEST_CASE("pipeline: a full shard queue blocks Consume until the shard makes roo
   for (int i = 0; i < 20; ++i) want.push_back("ev x n=" + std::to_string(i));
   CHECK(EventsOf(f.world.logs[0]) == want);
   CHECK(f.pipeline->router().stats().blocked_ns.load() > 0);
+  // The one caller is told the same wait (its source's vigie_source_blocked_seconds_total).
+  CHECK(static_cast<uint64_t>(caller_blocked_ns) == f.pipeline->router().stats().blocked_ns.load());
+}
+
+TEST_CASE("pipeline: a Consume with room reports no blocked time, however long routing takes",
+          "[pipeline]") {
+  // The source's blocked time once counted the whole Consume call (routing included), so an
+  // idle daemon showed a tenth of its source's time as "blocked" by backpressure.
+  PipelineOptions o = Opts(2);
+  Fixture f(o);
+  f.pipeline->Start();
+  auto consumer = f.pipeline->NewConsumer();
+  int64_t blocked_ns = 0;
+  for (int m = 0; m < 50; ++m) {
+    EventBuffer msg;
+    for (int i = 0; i < 64; ++i) msg.Push(MakeEvent(1000, "x", 1 + i % 3, {{"n", i}}));
+    REQUIRE(consumer->Consume(msg, &blocked_ns));
+    REQUIRE(WaitUntil([&] { return f.pipeline->shard(0).queue_depth() == 0 &&
+                                   f.pipeline->shard(1).queue_depth() == 0; }));
+  }
+  f.pipeline->Stop();
+  CHECK(f.pipeline->router().stats().routed.load() > 0);
+  CHECK(f.pipeline->router().stats().backpressure_waits.load() == 0);
+  CHECK(blocked_ns == 0);
 }
 
 TEST_CASE("pipeline: Close releases a Consume blocked on a full queue", "[pipeline][concurrency]") {

@@ -28,14 +28,16 @@ namespace {
 
 // Collects consumed events; tests wait on it with a deadline.
 class FakeConsumer : public vigie::plugins::EventConsumer {
- public:
-  bool Consume(vigie::rules::EventBuffer& events) override {
+ protected:
+  bool DoConsume(vigie::rules::EventBuffer& events, int64_t* /*blocked_ns*/) override {
     std::lock_guard<std::mutex> l(mu_);
     for (auto& e : events) events_.push_back(std::move(e));
     ++calls_;
     cv_.notify_all();
     return keep_going_;
   }
+
+ public:
   // Waits until at least n events were consumed; false on timeout.
   bool WaitFor(size_t n, std::chrono::milliseconds timeout = 5s) {
     std::unique_lock<std::mutex> l(mu_);
