@@ -8,7 +8,9 @@
 # events/s, and after a 5 s warm-up reads process_cpu_seconds_total and
 # vigie_events_processed_total from /metrics SECONDS apart (default 60). Prints µs of CPU per
 # event, the processed rate (below RATE: the daemon could not carry it, and the figure is not
-# comparable) and the cores used.
+# comparable) and the cores used, then the same CPU split by thread name (vg-shard-0, vg-source,
+# vg-dispatch, vg-checkpoint, rocksdb:high = flushes, rocksdb:low = compactions, ZMQbg/IO/0 ...),
+# read from /proc/<pid>/task/*/stat at the same two instants: µs per event and share of the total.
 #
 # Steadier than the maximum rate (bench/rules-throughput.sh), where the daemon and the load
 # generator share two cores: two runs of one binary agree within a few per cent, once SECONDS
@@ -27,12 +29,36 @@ sample() {
 "$BUILD_DIR/bench/vigie-load" --endpoint tcp://127.0.0.1:17001 --rate "$RATE" \
   --duration $((SECS + WARMUP + 2)) > "$tmp/load.log" 2>&1 &
 lp=$!
+# "<thread name>\t<utime+stime in clock ticks>" for every thread of the daemon.
+threads() {
+  local t
+  for t in /proc/"$pid"/task/*; do
+    printf '%s\t%s\n' "$(cat "$t/comm" 2>/dev/null)" \
+      "$(sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+  done
+}
 sleep "$WARMUP"
+threads > "$tmp/threads0"
 read -r p0 c0 < <(sample)
 sleep "$SECS"
+threads > "$tmp/threads1"
 read -r p1 c1 < <(sample)
 wait $lp
-python3 -c "
+python3 - "$tmp/threads0" "$tmp/threads1" "$(getconf CLK_TCK)" <<PY
+import collections, sys
 p = $p1 - $p0; c = $c1 - $c0
 print('rules=%s rate=%s checkpoint=%s cpu_us_per_event=%.2f events/s=%.0f cores=%.2f' % (
-    '$RULES', '$RATE', '${CHECKPOINT:-1s}', c * 1e6 / max(p, 1), p / $SECS, c / $SECS))"
+    '$RULES', '$RATE', '${CHECKPOINT:-1s}', c * 1e6 / max(p, 1), p / $SECS, c / $SECS))
+def ticks(path):
+    d = collections.Counter()
+    for line in open(path):
+        name, _, t = line.rstrip('\n').rpartition('\t')
+        if t: d[name] += int(t)
+    return d
+a, b, hz = ticks(sys.argv[1]), ticks(sys.argv[2]), int(sys.argv[3])
+# Threads that exist at both instants (a thread that ended in between is not counted).
+d = {k: (b[k] - a[k]) / hz for k in b if k in a and b[k] > a[k]}
+total = sum(d.values()) or 1
+for k in sorted(d, key=lambda k: -d[k]):
+    print('  %-16s %6.2f us/event %5.1f %%' % (k, d[k] * 1e6 / max(p, 1), 100 * d[k] / total))
+PY
