@@ -175,7 +175,8 @@ def run_ceiling(b, fmt, mode, seconds):
 
 def write_config(tmp, rules_file, ports, shards=0, checkpoint="1s"):
     """The daemon's config for a bench run (also bench/latency.py's): loopback ports
-    source, commands, alerts, http."""
+    source, commands, alerts, http. The environment's EXTRA_CONFIG (YAML lines, e.g.
+    "state_write_mib_per_s: 0") is appended, to compare a setting."""
     path = os.path.join(tmp, "vigie.yaml")
     with open(path, "w") as f:
         f.write(f"""# written by bench/bench.py
@@ -193,6 +194,9 @@ sinks:
   alerts: {{type: zmq, socket: pub, bind: "tcp://127.0.0.1:{ports[2]}", format: json}}
 http: {{listen: "127.0.0.1:{ports[3]}"}}
 """)
+        extra = os.environ.get("EXTRA_CONFIG", "")
+        if extra:
+            f.write(extra.rstrip("\n") + "\n")
     return path
 
 

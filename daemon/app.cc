@@ -311,10 +311,18 @@ int Daemon::Run(const std::string& config_path) {
 
   // State.
   not_ready_reason_ = "recovering state";
-  store_ = RocksStateStore::Open(cfg_.state_dir, &err);
+  StoreOptions store_opts;
+  store_opts.background_write_bytes_per_s = cfg_.state_write_mib_per_s << 20;
+  store_ = RocksStateStore::Open(cfg_.state_dir, store_opts, &err);
   if (!store_) {
     std::fprintf(stderr, "%s: state_dir %s: %s\n", cfg_.file.c_str(), cfg_.state_dir.c_str(), err.c_str());
     return Shutdown(1);
+  }
+  if (const int64_t limit = store_->background_write_limit(); limit > 0) {
+    log_->Logf(LogLevel::kInfo, kComponent, "state: RocksDB's flushes and compactions paced at %lld MiB/s",
+               static_cast<long long>(limit >> 20));
+  } else {
+    log_->Info(kComponent, "state: RocksDB's flushes and compactions not paced (state_write_mib_per_s: 0)");
   }
   state_ = store_.get();
   if (const char* fault_file = std::getenv("VIGIE_FAULT_STATE_FILE"); fault_file && *fault_file) {

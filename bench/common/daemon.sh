@@ -1,7 +1,8 @@
 # Sourced by the bench shell scripts: starts build/daemon/vigie (BUILD_DIR to change) for one
 # rule set on loopback ports 17001-17003 (source, commands, alerts) and 19464 (HTTP), with a
 # temporary state dir, SHARDS shards (2) and checkpoint_interval CHECKPOINT (1s; 1h: none during
-# a run), waits until it is ready, and stops it and removes the temp dir on exit.
+# a run), waits until it is ready, and stops it and removes the temp dir on exit. EXTRA_CONFIG
+# (YAML lines, e.g. "state_write_mib_per_s: 0") is appended to the config, to compare a setting.
 #   start_daemon RULES     sets $tmp (temp dir) and $pid (the daemon)
 # Exits 1 with the daemon's log if it exits or is not ready within 10 s.
 BUILD_DIR=${BUILD_DIR:-build}
@@ -32,6 +33,7 @@ sinks:
   commands: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17002", format: json}
   alerts: {type: zmq, socket: pub, bind: "tcp://127.0.0.1:17003", format: json}
 http: {listen: "127.0.0.1:19464"}
+${EXTRA_CONFIG:-}
 CFG
   "$BUILD_DIR/daemon/vigie" run --config "$tmp/vigie.yaml" 2> "$tmp/daemon.log" &
   pid=$!

@@ -295,6 +295,8 @@ class Parser {
       Http(k, v);
     } else if (name == "queue_capacity") {
       if (Int(k, v, 1, int64_t{1} << 26, &i)) out_->queue_capacity = static_cast<size_t>(i);
+    } else if (name == "state_write_mib_per_s") {
+      if (Int(k, v, 0, int64_t{1} << 20, &i)) out_->state_write_mib_per_s = i;
     } else if (name == "idle_evict") {
       Duration(k, v, true, &out_->idle_evict_ms);
     } else if (name == "lateness") {

@@ -62,6 +62,7 @@ struct Config {
   // this much later in wall time, with their own instants as ts). Default 250ms.
   int64_t lateness_ms = 250;
   int64_t idle_evict_ms = 0;             // idle_evict: groups idle this long are dropped; 0 = never
+  int64_t state_write_mib_per_s = 64;    // RocksDB's flushes and compactions paced at this; 0 = no limit
   std::string log_level = "info";        // debug | info | warn | error
 };
 

@@ -47,6 +47,7 @@ TEST_CASE("config: the embedded default parses to the documented values") {
   CHECK(c.http_listen == "127.0.0.1:9464");
   CHECK(c.queue_capacity == 65536);
   CHECK(c.idle_evict_ms == 0);
+  CHECK(c.state_write_mib_per_s == 64);
   CHECK(c.log_level == "info");
 }
 
@@ -62,6 +63,7 @@ TEST_CASE("config: every key set, extras included") {
                          "http: {listen: \"[::1]:0\"}\n"
                          "queue_capacity: 4096\n"
                          "idle_evict: 1h\n"
+                         "state_write_mib_per_s: 0\n"
                          "log_level: debug\n") +
                      kSinks;
   Config c;
@@ -78,8 +80,9 @@ TEST_CASE("config: every key set, extras included") {
   CHECK(c.http_listen == "[::1]:0");
   CHECK(c.queue_capacity == 4096);
   CHECK(c.idle_evict_ms == 3600000);
+  CHECK(c.state_write_mib_per_s == 0);
   CHECK(c.log_level == "debug");
-  CHECK(c.sources[0].line == 7 + 6);  // the flow map on line 13, column 5
+  CHECK(c.sources[0].line == 7 + 7);  // the flow map on line 14, column 5
   CHECK(c.sources[0].col == 5);
 }
 
@@ -97,7 +100,8 @@ TEST_CASE("config: all errors, each at its place") {
       "  extra: {type: zmq}\n"                     // 10
       "log_level: loud\n"                          // 11
       "idle_evict: 5 minutes\n"                    // 12
-      "shards: 2\n";                               // 13
+      "shards: 2\n"                                // 13
+      "state_write_mib_per_s: 64MiB\n";            // 14
   Config c;
   std::vector<ConfigError> errors;
   REQUIRE_FALSE(ParseConfig(text, "bad.yaml", &c, &errors));
@@ -121,7 +125,8 @@ TEST_CASE("config: all errors, each at its place") {
   CHECK(has("bad.yaml:11:12: 'log_level' must be debug, info, warn or error, not 'loud'"));
   CHECK(has("bad.yaml:12:13: 'idle_evict': "));
   CHECK(has("bad.yaml:13:1: duplicate key 'shards'"));
-  CHECK(errors.size() == 15);
+  CHECK(has("bad.yaml:14:24: 'state_write_mib_per_s' must be an integer from 0 to 1048576, not '64MiB'"));
+  CHECK(errors.size() == 16);
 }
 
 TEST_CASE("config: YAML syntax errors have their place") {

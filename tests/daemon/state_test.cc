@@ -106,6 +106,29 @@ TEST_CASE("state: RocksStateStore write, scan, delete-prefix, reopen") {
   CHECK(ScanAll(*s, "g/") == "g/r1/c=5\ng/r2/a=3\n");
 }
 
+TEST_CASE("state: RocksStateStore paces RocksDB's background writes as asked") {
+  TempDir dir;
+  std::string err;
+  {
+    auto s = RocksStateStore::Open(dir / "default", &err);
+    REQUIRE(s != nullptr);
+    CHECK(s->background_write_limit() == int64_t{64} << 20);  // StoreOptions' default
+  }
+  StoreOptions opts;
+  opts.background_write_bytes_per_s = int64_t{8} << 20;
+  {
+    auto s = RocksStateStore::Open(dir / "db", opts, &err);
+    REQUIRE(s != nullptr);
+    CHECK(s->background_write_limit() == int64_t{8} << 20);
+    ExerciseStore(*s);  // the limit changes when RocksDB writes, not what it stores
+  }
+  opts.background_write_bytes_per_s = 0;  // no limiter at all
+  auto s = RocksStateStore::Open(dir / "db", opts, &err);
+  REQUIRE(s != nullptr);
+  CHECK(s->background_write_limit() == 0);
+  CHECK(ScanAll(*s, "g/") == "g/r1/c=5\ng/r2/a=3\n");
+}
+
 TEST_CASE("state: RocksStateStore reports a directory it cannot create") {
   std::string err;
   CHECK(RocksStateStore::Open("/proc/vigie-cannot/db", &err) == nullptr);

@@ -239,6 +239,33 @@ TEST_CASE("vigie run puts its heap on huge pages on request: one re-exec, same p
   }
 }
 
+// daemon/state/store.h StoreOptions: RocksDB's flushes and compactions are paced at
+// state_write_mib_per_s (64 by default); 0 turns the limiter off. The start-up log says which.
+TEST_CASE("vigie run paces RocksDB's background writes at state_write_mib_per_s",
+          "[integration][cli]") {
+  {
+    TempDir dir;
+    Daemon d(dir.path());
+    IT_START(d);
+    INFO("stderr:\n" << d.Stderr());
+    CHECK(d.Stderr().find("state: RocksDB's flushes and compactions paced at 64 MiB/s") !=
+          std::string::npos);
+    CHECK(d.Stop() == 0);
+  }
+  for (const auto& [value, line] :
+       {std::pair<std::string, std::string>{"0", "flushes and compactions not paced"},
+        {"200", "flushes and compactions paced at 200 MiB/s"}}) {
+    TempDir dir;
+    DaemonConfig cfg;
+    cfg.extra_yaml = "state_write_mib_per_s: " + value + "\n";
+    Daemon d(dir.path(), cfg);
+    IT_START(d);
+    INFO("state_write_mib_per_s: " << value << "; stderr:\n" << d.Stderr());
+    CHECK(d.Stderr().find(line) != std::string::npos);
+    CHECK(d.Stop() == 0);
+  }
+}
+
 TEST_CASE("Configuration errors stop `vigie run` with FILE:LINE:COL", "[integration][cli]") {
   TempDir dir;
   std::filesystem::create_directories(dir / "rules");
