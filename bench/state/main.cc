@@ -134,7 +134,14 @@ int main(int argc, char **argv) {
   app.add_option("--batch-puts", batch_puts,
                  "write the checkpoint in batches of this many puts (0 = one batch)")
       ->check(CLI::NonNegativeNumber);
+  vd::StoreOptions store_opts;
+  int64_t write_mib_per_s = store_opts.background_write_bytes_per_s >> 20;
+  app.add_option("--state-write-mib-per-s", write_mib_per_s,
+                 "RocksDB's flushes and compactions paced at this (the daemon's "
+                 "state_write_mib_per_s, default 64; 0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
+  store_opts.background_write_bytes_per_s = write_mib_per_s << 20;
 
   if (dir.empty()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "vigie-state-bench.XXXXXX");
@@ -207,7 +214,7 @@ int main(int argc, char **argv) {
 
   // ---- 2. checkpoint
   std::string err;
-  auto store = vd::RocksStateStore::Open(dir, &err);
+  auto store = vd::RocksStateStore::Open(dir, store_opts, &err);
   if (!store) {
     std::fprintf(stderr, "%s\n", err.c_str());
     cleanup();
@@ -266,7 +273,7 @@ int main(int argc, char **argv) {
   const double close_s = SecondsSince(t);
 
   const auto restart_start = Clock::now();
-  store = vd::RocksStateStore::Open(dir, &err);
+  store = vd::RocksStateStore::Open(dir, store_opts, &err);
   if (!store) {
     std::fprintf(stderr, "reopen: %s\n", err.c_str());
     cleanup();
