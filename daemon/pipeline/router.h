@@ -69,10 +69,6 @@ class Router final : public plugins::EventConsumer {
   // Publishes the routing for the rules in force (null: every event is unmatched).
   void SetRouting(std::shared_ptr<const Routing> routing);
 
-  // EventConsumer::Consume (implicit producers). Returns false once Close() has begun.
-  // Afterwards the slots of `events` hold spent events (swapped with spent batch slots, or the
-  // unrouted events themselves; contents unspecified): the source Clear()s the buffer and
-  // decodes into it again. The time it waited on full queues is also the caller's blocked time.
   // A consumer for one source, with its own producer tokens. Must not outlive the router; used
   // by one thread at a time.
   std::unique_ptr<plugins::EventConsumer> NewProducer();
@@ -86,6 +82,11 @@ class Router final : public plugins::EventConsumer {
   int shard_count() const { return static_cast<int>(queues_.size()); }
 
  protected:
+  // EventConsumer::Consume on the router itself (implicit producers). Returns false once
+  // Close() has begun. Afterwards the slots of `events` hold spent events (swapped with spent
+  // batch slots, or the unrouted events themselves; contents unspecified): the source Clear()s
+  // the buffer and decodes into it again. The time it waited on full queues is also the
+  // caller's blocked time.
   bool DoConsume(rules::EventBuffer& events, int64_t* blocked_ns) override;
 
  private:

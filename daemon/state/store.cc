@@ -145,7 +145,7 @@ std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
   opts.listeners.push_back(std::make_shared<BackgroundNice>());
   // Nice 10 decides who runs when both want a core; it does not stop a flush from holding one
   // for the ~200 ms it takes, and on two cores the event path then has one core for a moment:
-  // at 140 000 events/s with the 200-rule set, that made the p99.9 latency 15-40 ms. Paced at a
+  // at 140 000 events/s with the 200-rule set, that made the p99.9 latency 8.5-46 ms. Paced at a
   // rate well above what the state needs on average (StoreOptions), the same work comes in
   // 20 ms steps. Writes only: the start-up scan reads at full speed.
   if (store_opts.background_write_bytes_per_s > 0) {

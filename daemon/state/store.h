@@ -52,9 +52,9 @@ struct StoreOptions {
   // state_write_mib_per_s). A rate limiter paces them in 20 ms steps, so that a flush (sorting
   // and writing 32 MiB of memtables) does not take a core from the shards in one burst; 0 = no
   // limit. The write-ahead log, which checkpoints write, is never limited. bench/PROFILE.md
-  // ("Paced background writes"): with the 200-rule set at 140 000 events/s, p99.9 15-40 ms
-  // without, 6.6-7.7 ms at 64 MiB/s; the maximum rate with 1 M devices writes ~27 MB/s to disk
-  // in all, well under the limit, and did not fall.
+  // ("Paced background writes"): with the 200-rule set at 140 000 events/s, p99.9 8.5-46 ms
+  // without, 6.9-7.2 ms at 64 MiB/s (three alternated pairs); the maximum rate with 1 M
+  // devices writes ~27 MB/s to disk in all, well under the limit, and did not fall.
   int64_t background_write_bytes_per_s = int64_t{64} << 20;
 };
 

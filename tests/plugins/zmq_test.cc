@@ -29,8 +29,9 @@ namespace {
 // Collects consumed events; tests wait on it with a deadline.
 class FakeConsumer : public vigie::plugins::EventConsumer {
  protected:
-  bool DoConsume(vigie::rules::EventBuffer& events, int64_t* /*blocked_ns*/) override {
+  bool DoConsume(vigie::rules::EventBuffer& events, int64_t* blocked_ns) override {
     std::lock_guard<std::mutex> l(mu_);
+    *blocked_ns += report_blocked_ns_.load();  // before the events: WaitFor sees both
     for (auto& e : events) events_.push_back(std::move(e));
     ++calls_;
     cv_.notify_all();
@@ -62,6 +63,7 @@ class FakeConsumer : public vigie::plugins::EventConsumer {
     events_.clear();
   }
   bool keep_going_ = true;
+  std::atomic<int64_t> report_blocked_ns_{0};  // the wait for room each Consume reports
 
  private:
   std::mutex mu_;
@@ -300,6 +302,31 @@ TEST_CASE("zmq pull source: ingest time comes from the injected clock", "[zmq]")
   CHECK(evs[0].ts_ms == 1000);
   CHECK_FALSE(evs[0].has_ts);
   CHECK(evs[0].ingest_ns == 5);
+}
+
+TEST_CASE("zmq source: blocked time is the wait the consumer reports, not the call's length",
+          "[zmq]") {
+  // The source once timed the whole Consume() call, routing included, as time blocked by
+  // backpressure. Here the injected steady clock advances 1 ms a reading, so timing the call
+  // would count at least 1 ms per message.
+  FakeConsumer c;
+  const std::string ep = Endpoint("blocked");
+  vigie::plugins::SourceContext ctx = Ctx(&c);
+  auto clock = std::make_shared<std::atomic<int64_t>>(0);
+  ctx.steady_ns = [clock] { return clock->fetch_add(1000000); };
+  auto src = MakeSource("{type: zmq, bind: '" + ep + "'}", ctx);
+  std::string err;
+  REQUIRE(src->Start(&err));
+  zmq::socket_t push(vigie::plugins::zmq_plugin::Context(), zmq::socket_type::push);
+  push.connect(ep);
+  push.send(zmq::str_buffer(R"({"kind": "a"})"));  // no wait reported
+  REQUIRE(c.WaitFor(1));
+  c.report_blocked_ns_ = 7000000;                   // as if it waited 7 ms for room
+  push.send(zmq::str_buffer(R"({"kind": "b"})"));
+  REQUIRE(c.WaitFor(2));
+  src->Stop();  // the thread has added what it was told
+  CHECK(clock->load() > 0);
+  CHECK(src->stats().blocked_ns.load() == 7000000);
 }
 
 TEST_CASE("zmq source stops when the consumer says so", "[zmq]") {
