@@ -980,6 +980,9 @@ struct Engine::Impl {
       if (!rd.Fixed64(&fp) || fp != r.info.fingerprint) return false;
     }
     if (!rd.U8(&flags) || flags > 3) return false;
+    // Pending means a `for` is running, which only an inactive group of a rule with `for` has:
+    // any other pending group is damage (and would fire forever: nothing would clear it).
+    if ((flags & 2) && ((flags & 1) || r.for_ms == 0 || r.kind == RuleKind::kAbsence)) return false;
     g->key = key;
     g->rule = rule;
     g->active = flags & 1;

@@ -222,6 +222,39 @@ TEST_CASE("engine state: restore ignores entries of unknown or changed rules and
   CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), nosuch) == 1);
 }
 
+TEST_CASE("engine state: restore refuses a pending `for` where the rule has none (found by "
+          "fuzz_state_restore: it fired forever)", "[engine][state]") {
+  auto rs = MustCompile(kStateRules);
+  FixedOffsetZone tz(3600);
+  // Format 2 values: flags, last_seen, the set instants (here pending_due only), the group
+  // value is the key, no alerts, no window, no event.
+  auto value = [](uint8_t flags) {
+    std::string b;
+    ByteWriter w(&b);
+    w.U8(2);
+    w.U8(flags);
+    w.I64(kT0);
+    w.U8(0b1);     // pending_due
+    w.I64(-kMin);  // a minute before last_seen: long due
+    w.U8(1);
+    w.Var(0);
+    w.U8(0);
+    w.U8(0);
+    return b;
+  };
+  Engine e(rs, Opts(&tz));
+  CHECK_FALSE(e.Restore(StateKey(*rs, "silent", "c1"), value(2)));  // absence: no `for`
+  CHECK_FALSE(e.Restore(StateKey(*rs, "fault", "d1"), value(2)));   // stateless without `for`
+  CHECK_FALSE(e.Restore(StateKey(*rs, "hot", "s1"), value(3)));     // active and pending
+  CHECK(e.Restore(StateKey(*rs, "hot", "s2"), value(2)));           // hot has `for: 1m`
+  Collect out;
+  e.FinishRestore(kT0 + kMin, out);  // returns: nothing fires forever
+  CHECK(e.group_count() == 1);
+  StateDelta d;
+  e.TakeDirty(&d);
+  CHECK(d.deletes.size() == 3);
+}
+
 TEST_CASE("engine state: TakeDirty returns only what changed since the last call",
           "[engine][state]") {
   auto rs = MustCompile(kStateRules);
