@@ -411,10 +411,15 @@ int Daemon::Run(const std::string& config_path) {
     return Shutdown(1);
   }
   restore_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  restored_groups_ = pipeline_->restored_entries();
+  restored_groups_ = pipeline_->restored_groups();
   log_->Logf(LogLevel::kInfo, kComponent, "state: %llu groups recovered from %s in %.3f s (%llu stale entries dropped)",
-             static_cast<unsigned long long>(pipeline_->restored_entries()), cfg_.state_dir.c_str(), restore_seconds_,
+             static_cast<unsigned long long>(restored_groups_), cfg_.state_dir.c_str(), restore_seconds_,
              static_cast<unsigned long long>(pipeline_->ignored_entries()));
+  if (pipeline_->relaid_packs() > 0) {
+    log_->Logf(LogLevel::kInfo, kComponent,
+               "state: rewritten for %d shards (%llu packs of another shard count replaced)",
+               pipeline_->shard_count(), static_cast<unsigned long long>(pipeline_->relaid_packs()));
+  }
   pipeline_->Start();
 
   // Sources last: events flow only once everything downstream runs.

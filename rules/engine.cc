@@ -80,6 +80,19 @@ constexpr size_t kKeyHeader2 = 2 + 1 + 8;
 constexpr uint8_t kGroupValueIsKey = 1;
 // Format 2: pending_due, last_activity, period_end, session_end, absence_due.
 constexpr int kTimes = 5;
+// Format 3 packs up to kPackGroups groups of one rule and one shard under one key:
+//   key   "g/" kKeyFormat3 <rule id, 8 bytes> <shard count, 2> <shard, 2> <bucket, 4>
+//   value kStateFormat3 <count, varint> then per group <group key, Str> <format 2 value, Str>
+// RocksDB's work (memtable inserts, flushes, compactions) grows with the number of keys more
+// than with their bytes (bench/PROFILE.md); a pack is rewritten whole when any of its groups
+// changed. Groups whose activation changed are also written alone, as format 2 keys, by the
+// small checkpoints taken right after activations (TakeChanged); such a key is always newer
+// than the group's copy in its pack, because the pack's next write deletes it in the same batch.
+constexpr char kKeyFormat3 = '\x03';
+constexpr uint8_t kStateFormat3 = 3;
+constexpr size_t kKeyHeader3 = 2 + 1 + 8 + 2 + 2 + 4;
+constexpr size_t kPackGroups = 32;
+constexpr uint32_t kNoBucket = UINT32_MAX;
 
 // Stands for a rule's name and fingerprint in format 2 keys (stable: it is persisted).
 uint64_t RuleStateId(const RuleInfo& info) {
@@ -128,8 +141,9 @@ struct Group {
   int heap_refs = 0;  // timer entries that point at this group
   bool active = false;
   bool pending = false;
-  bool dirty = false;
+  bool dirty = false;            // changed since it was last written (alone or in its pack)
   bool in_dirty_list = false;
+  bool single_stored = false;    // a format 2 key of its own is in the store (TakeChanged)
   bool in_changed_list = false;  // its active flag changed since the last TakeChanged/TakeDirty
   bool zombie = false;
   bool gval_is_key = false;  // group_by has one field, and its value is the string `key`
@@ -144,6 +158,7 @@ struct Group {
   std::unique_ptr<Event> last_event;
   std::unique_ptr<GroupCold> cold;
   uint32_t stored_bytes = 0;  // size of its last checkpointed form (vigie_rule_state_bytes)
+  uint32_t bucket = kNoBucket;  // its pack: RuleRt::buckets[bucket]
 };
 // 136 bytes with libstdc++ (a 144-byte malloc chunk; it was 184 bytes, a 192-byte chunk, plus a
 // 64-byte chunk for the group value): keep it from growing unnoticed.
@@ -197,16 +212,41 @@ struct TimerEntry {
   }
 };
 
+// A pack of up to kPackGroups groups, written as one key (format 3). Groups join the first pack
+// with room when they are made and keep it until they go.
+//
+// The event path marks groups dirty, not packs (MarkDirty touches only the group, which is in
+// cache): a checkpoint round writes the pack of each dirty group it meets, once per round.
+struct Bucket {
+  std::vector<Group*> members;
+  // The pack as last written, and where its groups' records end (ends[0]: the header's end;
+  // group i is [ends[i], ends[i + 1])), for members[0, ends.size() - 1), in that order. A round
+  // copies a clean group's record from here instead of serializing it again: most groups of a
+  // pack written because one of them changed did not change (PutPack). Cleared when a member
+  // leaves (the order changes).
+  std::string last;
+  std::vector<uint32_t> ends;
+  uint32_t round_written = 0;  // the checkpoint round (Impl::round_id) that last wrote it
+  bool dirty = false;    // a member joined or left (or the stored pack is stale) since written
+  bool in_list = false;  // in Impl::dirty_buckets or Impl::round_buckets
+  bool in_free = false;  // in RuleRt::free_buckets
+  bool stored = false;   // the store has a pack under its key
+};
+
 // One rule's groups. Owns them: a group leaves the table (eviction, reload) as a zombie that the
 // engine frees once no timer entry refers to it.
 struct RuleRt {
   GroupTable<Group> groups;
+  std::vector<Bucket> buckets;
+  std::vector<uint32_t> free_buckets;  // buckets with room (new groups join the last)
   RuleRt() = default;
   RuleRt(RuleRt&&) = default;
   RuleRt& operator=(RuleRt&& o) noexcept {
     if (this != &o) {
       Free();
       groups = std::move(o.groups);
+      buckets = std::move(o.buckets);
+      free_buckets = std::move(o.free_buckets);
     }
     return *this;
   }
@@ -255,8 +295,25 @@ struct Engine::Impl {
   int64_t now = 0;
   size_t groups_total = 0;
 
+  // Groups changed since their pack was last written, each listed once (in_dirty_list).
   std::vector<Group*> dirty;
   std::vector<Group*> changed;  // groups that activated/deactivated (subset of dirty)
+  // Packs to write for another reason than a dirty member (a member left; a stale copy found
+  // at restore), each listed once (Bucket::in_list). Rare: not on the event path.
+  struct BucketRef {
+    uint32_t rule, bucket;
+  };
+  std::vector<BucketRef> dirty_buckets;
+  uint32_t round_id = 0;  // bumped when a round (or a Take) begins: Bucket::round_written
+  // Packs that lost a member whose own key is deleted (Evict): written in the same delta as
+  // that delete, so that no crash can leave the group's older copy in its pack alone.
+  std::vector<BucketRef> evicted;
+  // Restored groups not in a pack yet (restored from their own key, or from a pack written with
+  // another shard count): FinishRestore gives them one.
+  std::vector<Group*> unbucketed;
+  // Packs written with another shard count, whose groups are now spread over this run's shards:
+  // deleted by the pipeline's full checkpoint after the restore (TakeForeignKeys).
+  std::vector<std::string> foreign_keys;
   std::vector<std::string> pending_deletes;
   std::vector<std::string> pending_prefix_deletes;
   // Format 1 keys of restored groups (Restore), deleted once their groups' format 2 form has
@@ -324,6 +381,52 @@ struct Engine::Impl {
       g->in_dirty_list = true;
       dirty.push_back(g);
     }
+  }
+
+  void MarkBucketDirty(uint32_t rule, uint32_t b) {
+    Bucket& B = rt[rule].buckets[b];
+    B.dirty = true;
+    if (!B.in_list) {
+      B.in_list = true;
+      dirty_buckets.push_back({rule, b});
+    }
+  }
+
+  // Puts a new group in the last pack with room (a new pack when none has).
+  void JoinBucket(Group* g) {
+    RuleRt& r = rt[g->rule];
+    if (r.free_buckets.empty()) {
+      r.free_buckets.push_back(static_cast<uint32_t>(r.buckets.size()));
+      r.buckets.emplace_back().in_free = true;
+    }
+    const uint32_t b = r.free_buckets.back();
+    Bucket& B = r.buckets[b];
+    if (B.members.capacity() == 0) B.members.reserve(kPackGroups);
+    B.members.push_back(g);
+    g->bucket = b;
+    if (B.members.size() >= kPackGroups) {
+      r.free_buckets.pop_back();
+      B.in_free = false;
+    }
+    // Not dirty yet: a group is written once its state changes (MarkDirty), as before packs.
+  }
+
+  void LeaveBucket(Group* g) {
+    if (g->bucket == kNoBucket) return;
+    RuleRt& r = rt[g->rule];
+    Bucket& B = r.buckets[g->bucket];
+    auto it = std::find(B.members.begin(), B.members.end(), g);
+    if (it != B.members.end()) {
+      *it = B.members.back();
+      B.members.pop_back();
+    }
+    B.ends.clear();  // the records no longer follow the members' order
+    if (!B.in_free) {
+      B.in_free = true;
+      r.free_buckets.push_back(g->bucket);
+    }
+    MarkBucketDirty(g->rule, g->bucket);
+    g->bucket = kNoBucket;
   }
 
   // ---- timers --------------------------------------------------------------------------------
@@ -646,15 +749,20 @@ struct Engine::Impl {
   void Evict(Group* g) {
     RuleRt& r = rt[g->rule];
     if (!r.groups.Erase(Fnv1a(g->key), g)) return;
-    std::string k;
-    k.reserve(prefixes[g->rule].size() + g->key.size());  // one allocation
-    AppendStateKey(g, &k);
-    pending_deletes.push_back(std::move(k));
+    if (g->single_stored) {
+      std::string k;
+      k.reserve(prefixes[g->rule].size() + g->key.size());  // one allocation
+      AppendStateKey(g, &k);
+      pending_deletes.push_back(std::move(k));
+      g->single_stored = false;
+      if (g->bucket != kNoBucket) evicted.push_back({g->rule, g->bucket});
+    }
+    LeaveBucket(g);
     SetStoredBytes(g, 0);
     g->zombie = true;
     g->dirty = false;
     AdjustGroups(g->rule, -1);
-    MaybeFree(g);
+    // Not freed here: Fire, the only caller (through OnWake), holds a reference and frees it.
   }
 
   void AdjustGroups(uint32_t rule, int64_t d) {
@@ -674,6 +782,7 @@ struct Engine::Impl {
     const Rule& rr = rs->rules[rule];
     if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(&rr.window_layout);
     r.groups.Insert(k.hash, g);
+    JoinBucket(g);
     AdjustGroups(rule, +1);
     return g;
   }
@@ -845,9 +954,9 @@ struct Engine::Impl {
   // written by each shard in its own batch, in any order) cannot touch the state the new
   // definition writes. 11 bytes instead of the name, 16 hex digits and two NULs of format 1:
   // every byte of a key is carried through the WAL, the memtable, flushes and compactions.
-  static void RulePrefix(const Rule& r, std::string* k) {
+  static void RulePrefix(const Rule& r, char format, std::string* k) {
     k->assign(Engine::StatePrefix());
-    k->push_back(kKeyFormat2);
+    k->push_back(format);
     const uint64_t id = RuleStateId(r.info);
     for (int i = 7; i >= 0; --i) k->push_back(static_cast<char>(id >> (8 * i)));
   }
@@ -856,11 +965,14 @@ struct Engine::Impl {
   // RulePrefix of every rule of rs, made when the rules are (constructor, Swap): a checkpoint
   // writes one key per group, and the prefix is made once, not for each.
   std::vector<std::string> prefixes;
+  std::vector<std::string> pack_prefixes;  // the same for format 3: "g/" 0x03 <rule id>
   void MakePrefixes() {
     prefixes.resize(rs->rules.size());
+    pack_prefixes.resize(rs->rules.size());
     rule_by_id.clear();
     for (size_t i = 0; i < rs->rules.size(); ++i) {
-      RulePrefix(rs->rules[i], &prefixes[i]);
+      RulePrefix(rs->rules[i], kKeyFormat2, &prefixes[i]);
+      RulePrefix(rs->rules[i], kKeyFormat3, &pack_prefixes[i]);
       rule_by_id.emplace(RuleStateId(rs->rules[i].info), static_cast<uint32_t>(i));
     }
     hot.resize(rs->rules.size());
@@ -897,9 +1009,19 @@ struct Engine::Impl {
     }
   };
   std::vector<RuleHot> hot;
-  // Appends the group's key in the store to `k`.
+  // Appends the group's own key in the store (format 2) to `k`.
   void AppendStateKey(const Group* g, std::string* k) const {
     k->append(prefixes[g->rule]).append(g->key);
+  }
+  // Appends the key of this shard's pack `b` of `rule` (format 3) to `k`.
+  void AppendPackKey(uint32_t rule, uint32_t b, std::string* k) const {
+    k->append(pack_prefixes[rule]);
+    const auto sc = static_cast<uint16_t>(opts.shard_count), si = static_cast<uint16_t>(opts.shard_index);
+    const char tail[8] = {static_cast<char>(sc >> 8), static_cast<char>(sc),
+                          static_cast<char>(si >> 8), static_cast<char>(si),
+                          static_cast<char>(b >> 24), static_cast<char>(b >> 16),
+                          static_cast<char>(b >> 8), static_cast<char>(b)};
+    k->append(tail, sizeof(tail));
   }
 
   mutable std::string window_bytes;  // Serialize's scratch for a window (kept: no allocation)
@@ -1065,8 +1187,12 @@ struct Engine::Impl {
   }
 
   // Only the groups whose active flag changed: a cheap checkpoint a shard can take right after
-  // an activation, so that a crash soon after does not repeat its `then` at restart.
+  // an activation, so that a crash soon after does not repeat its `then` at restart. Each is
+  // written alone (format 2), not in its pack: a pack is up to kPackGroups groups' bytes.
   void TakeChangedOnly(StateDelta* d) {
+    // Deletions first (see TakeSlice): an evicted group's key is deleted before a group made
+    // again under the same key writes it here.
+    TakePendingDeletes(d);
     // Iterate, then clear: the list keeps its capacity (no regrowth after every checkpoint).
     for (Group* g : changed) {
       g->in_changed_list = false;
@@ -1074,7 +1200,7 @@ struct Engine::Impl {
         MaybeFree(g);
         continue;
       }
-      if (g->dirty) Put(g, d);
+      if (g->dirty) PutSingle(g, d);
     }
     changed.clear();
   }
@@ -1084,88 +1210,143 @@ struct Engine::Impl {
     pending_prefix_deletes.clear();
     for (auto& k : pending_deletes) d->deletes.push_back(std::move(k));
     pending_deletes.clear();
+    // The packs of the evicted groups whose own keys were just deleted, in the same delta.
+    for (const BucketRef& b : evicted) {
+      if (rt[b.rule].buckets[b.bucket].dirty) PutPack(b.rule, b.bucket, d);
+    }
+    evicted.clear();
   }
 
-  // The current TakeDirtySlice round: the dirty list as it was when the round began, taken from
-  // round[round_pos] on. A group waiting there keeps in_dirty_list (it is in a list), so it is
-  // not queued again in `dirty` if it changes meanwhile: its slice will serialize it as it is then.
+  // The current TakeDirtySlice round: the dirty lists as they were when the round began, taken
+  // from round[round_pos] and round_buckets[round_bpos] on. A group waiting there keeps
+  // in_dirty_list (it is in a list), so it is not queued again in `dirty` if it changes
+  // meanwhile: its slice will write it (in its pack) as it is then.
   bool in_round = false;
   std::vector<Group*> round;
-  size_t round_pos = 0;
+  std::vector<BucketRef> round_buckets;
+  size_t round_pos = 0, round_bpos = 0;
 
-  // Gives the round's untaken groups back to `dirty` and ends the round (before anything that
-  // walks or rebuilds `dirty`: Take, Swap, the destructor).
+  // Gives the round's untaken entries back to the dirty lists and ends the round (before
+  // anything that walks or rebuilds them: Take, Swap, the destructor).
   void EndRound() {
     if (!in_round) return;
     legacy_keys.insert(legacy_keys.end(), std::make_move_iterator(legacy_round.begin()),
                        std::make_move_iterator(legacy_round.end()));
     legacy_round.clear();
     dirty.insert(dirty.end(), round.begin() + static_cast<std::ptrdiff_t>(round_pos), round.end());
+    dirty_buckets.insert(dirty_buckets.end(),
+                         round_buckets.begin() + static_cast<std::ptrdiff_t>(round_bpos),
+                         round_buckets.end());
     round.clear();
-    round_pos = 0;
+    round_buckets.clear();
+    round_pos = round_bpos = 0;
     in_round = false;
+  }
+
+  // A dirty group's turn in a round: writes its pack, unless this round wrote it already (then
+  // the group changed since, and goes to the next round). Returns the groups written.
+  size_t TakeGroup(Group* g, StateDelta* d) {
+    g->in_dirty_list = false;
+    if (g->zombie) {
+      MaybeFree(g);
+      return 0;
+    }
+    if (!g->dirty || g->bucket == kNoBucket) return 0;
+    const Bucket& B = rt[g->rule].buckets[g->bucket];
+    if (B.round_written == round_id) {
+      MarkDirty(g);
+      return 0;
+    }
+    PutPack(g->rule, g->bucket, d);
+    return B.members.size();
+  }
+
+  // The same for a pack listed by itself.
+  size_t TakeBucket(BucketRef b, StateDelta* d) {
+    Bucket& B = rt[b.rule].buckets[b.bucket];
+    B.in_list = false;
+    if (!B.dirty) return 0;
+    if (B.round_written == round_id) {
+      MarkBucketDirty(b.rule, b.bucket);
+      return 0;
+    }
+    PutPack(b.rule, b.bucket, d);
+    return std::max<size_t>(B.members.size(), 1);
   }
 
   bool TakeSlice(StateDelta* d, size_t max_groups) {
     if (!in_round) {
       in_round = true;
+      ++round_id;
       round.swap(dirty);  // `dirty` gets the spent list's capacity: no allocation
-      round_pos = 0;
+      round_buckets.swap(dirty_buckets);
+      round_pos = round_bpos = 0;
       legacy_round.swap(legacy_keys);  // (empty but after an upgrade)
     }
     // Deletions first, as a delta applies them before its puts: a group evicted now was put by
     // an earlier slice (an earlier delta); a group re-created under the same key is a new group
     // whose put comes in this slice or a later one.
     TakePendingDeletes(d);
-    const size_t end = std::min(round.size(), round_pos + std::max<size_t>(max_groups, 1));
-    for (; round_pos < end; ++round_pos) {
-      Group* g = round[round_pos];
-      g->in_dirty_list = false;
-      if (g->zombie) {
-        MaybeFree(g);
-        continue;
-      }
-      if (g->dirty) Put(g, d);
-    }
-    if (round_pos < round.size()) return false;
+    const size_t budget = std::max<size_t>(max_groups, 1);
+    size_t taken = 0;
+    for (; round_pos < round.size() && taken < budget; ++round_pos) taken += TakeGroup(round[round_pos], d);
+    for (; round_bpos < round_buckets.size() && taken < budget; ++round_bpos)
+      taken += TakeBucket(round_buckets[round_bpos], d);
+    if (round_pos < round.size() || round_bpos < round_buckets.size()) return false;
     // Every group restored from a format 1 key when the round began is in this delta or an
     // earlier one (or gone): its format 1 key can go.
     for (auto& k : legacy_round) d->deletes.push_back(std::move(k));
     legacy_round.clear();
     round.clear();
-    round_pos = 0;
+    round_buckets.clear();
+    round_pos = round_bpos = 0;
     in_round = false;
     return true;
   }
 
   void Take(StateDelta* d, bool all) {
     EndRound();  // the whole list is taken: a round in progress is complete
+    ++round_id;
     for (Group* g : changed) {
       g->in_changed_list = false;
       if (g->zombie) MaybeFree(g);
     }
     changed.clear();
     TakePendingDeletes(d);
-    for (Group* g : dirty) {
-      g->in_dirty_list = false;
-      if (g->zombie) {
-        MaybeFree(g);
-        continue;
-      }
-      if (all || !g->dirty) continue;
-      Put(g, d);
-    }
-    dirty.clear();  // keeps its capacity
     if (all) {
-      for (auto& r : rt) r.groups.ForEach([&](Group* g) { Put(g, d); });
+      for (Group* g : dirty) {
+        g->in_dirty_list = false;
+        if (g->zombie) MaybeFree(g);
+      }
+      for (const BucketRef& b : dirty_buckets) rt[b.rule].buckets[b.bucket].in_list = false;
+      for (uint32_t r = 0; r < rt.size(); ++r) {
+        for (uint32_t b = 0; b < rt[r].buckets.size(); ++b) {
+          const Bucket& B = rt[r].buckets[b];
+          if (!B.members.empty() || B.stored) PutPack(r, b, d, /*fresh=*/true);
+        }
+      }
+    } else {
+      // No event comes in between, so nothing taken here is queued again (by index all the
+      // same: a queued entry would be kept for the next round, not lost).
+      const size_t ng = dirty.size(), nb = dirty_buckets.size();
+      for (size_t i = 0; i < ng; ++i) TakeGroup(dirty[i], d);
+      for (size_t i = 0; i < nb; ++i) TakeBucket(dirty_buckets[i], d);
+      dirty.erase(dirty.begin(), dirty.begin() + static_cast<std::ptrdiff_t>(ng));
+      dirty_buckets.erase(dirty_buckets.begin(), dirty_buckets.begin() + static_cast<std::ptrdiff_t>(nb));
+    }
+    if (all) {
+      dirty.clear();  // keeps its capacity
+      dirty_buckets.clear();
     }
     // Each group restored from a format 1 key was dirty: it is in this delta (or an earlier one).
     for (auto& k : legacy_keys) d->deletes.push_back(std::move(k));
     legacy_keys.clear();
   }
 
-  void Put(Group* g, StateDelta* d) {
-    g->dirty = false;
+  // A group alone, under its own key (format 2). It stays dirty: the next round writes its
+  // pack, which deletes this key, so that the store goes back to packs only.
+  void PutSingle(Group* g, StateDelta* d) {
+    g->single_stored = true;
     std::string* buf = d->puts.buffer();
     const size_t start = buf->size();
     AppendStateKey(g, buf);
@@ -1175,6 +1356,65 @@ struct Engine::Impl {
     SetStoredBytes(g, buf->size() - start);
   }
 
+  mutable std::string group_bytes;  // PutPack's scratch for a member (kept: no allocation)
+
+  // Pack `b` of `rule` whole (format 3), and the deletion of its members' own keys: the pack
+  // holds their newest state. An empty pack is deleted. A group not changed since the pack was
+  // last written is copied from that write, unless `fresh` (TakeAll: everything as it is now).
+  void PutPack(uint32_t rule, uint32_t b, StateDelta* d, bool fresh = false) {
+    Bucket& B = rt[rule].buckets[b];
+    B.dirty = false;
+    B.round_written = round_id;
+    for (Group* g : B.members) {
+      if (!g->single_stored) continue;
+      std::string k;
+      k.reserve(prefixes[rule].size() + g->key.size());
+      AppendStateKey(g, &k);
+      d->deletes.push_back(std::move(k));
+      g->single_stored = false;
+    }
+    if (B.members.empty()) {
+      if (B.stored) {
+        std::string k;
+        AppendPackKey(rule, b, &k);
+        d->deletes.push_back(std::move(k));
+        B.stored = false;
+      }
+      return;
+    }
+    std::string* buf = d->puts.buffer();
+    AppendPackKey(rule, b, buf);
+    d->puts.EndKey();
+    const size_t start = buf->size();
+    ByteWriter w(buf);
+    w.U8(kStateFormat3);
+    w.Var(B.members.size());
+    const size_t cached = fresh || B.ends.empty() ? 0 : B.ends.size() - 1;
+    new_ends.clear();
+    new_ends.push_back(static_cast<uint32_t>(buf->size() - start));
+    for (size_t i = 0; i < B.members.size(); ++i) {
+      Group* g = B.members[i];
+      const size_t rec = buf->size();
+      if (i < cached && !g->dirty) {
+        buf->append(B.last, B.ends[i], B.ends[i + 1] - B.ends[i]);
+      } else {
+        group_bytes.clear();
+        Serialize(g, &group_bytes);
+        w.Str(g->key);
+        w.Str(group_bytes);
+      }
+      g->dirty = false;
+      new_ends.push_back(static_cast<uint32_t>(buf->size() - start));
+      // What the group adds to the pack (its share of the key is left out).
+      SetStoredBytes(g, buf->size() - rec);
+    }
+    d->puts.EndValue();
+    B.last.assign(*buf, start, buf->size() - start);  // (its capacity is kept: no allocation)
+    B.ends.swap(new_ends);
+    B.stored = true;
+  }
+  std::vector<uint32_t> new_ends;  // PutPack's scratch
+
   void SetStoredBytes(Group* g, size_t bytes) {
     RuleStats& st = St(g->rule);
     int64_t delta = static_cast<int64_t>(bytes) - static_cast<int64_t>(g->stored_bytes);
@@ -1182,16 +1422,162 @@ struct Engine::Impl {
     g->stored_bytes = static_cast<uint32_t>(bytes);
   }
 
+  // ---- restore -------------------------------------------------------------------------------
+
+  // Makes a restored group live: in its rule's table, counted (not yet in a pack).
+  Group* AddRestored(uint32_t rule, std::unique_ptr<Group> g, uint64_t hash, size_t stored) {
+    Group* raw = g.release();
+    rt[rule].groups.Insert(hash, raw);
+    AdjustGroups(rule, +1);
+    SetStoredBytes(raw, stored);
+    if (raw->active) {
+      RuleStats& st = St(rule);
+      st.active_groups.store(st.active_groups.load() + 1, std::memory_order_relaxed);
+    }
+    return raw;
+  }
+
+  // Undoes AddRestored for a group that a newer copy replaces. A group still waiting for a pack
+  // is only marked (FinishRestoreBuckets frees it); a group in a pack leaves it, and the pack is
+  // rewritten without the stale copy.
+  void DropRestored(Group* g, uint64_t hash) {
+    rt[g->rule].groups.Erase(hash, g);
+    AdjustGroups(g->rule, -1);
+    SetStoredBytes(g, 0);
+    if (g->active) {
+      RuleStats& st = St(g->rule);
+      st.active_groups.store(st.active_groups.load() - 1, std::memory_order_relaxed);
+    }
+    if (g->bucket == kNoBucket) {
+      g->zombie = true;
+      return;
+    }
+    LeaveBucket(g);
+    delete g;
+  }
+
+  // Bucket `b` of `rule`, made (with those before it) if need be.
+  Bucket& EnsureBucket(uint32_t rule, uint32_t b) {
+    auto& bs = rt[rule].buckets;
+    if (bs.size() <= b) bs.resize(static_cast<size_t>(b) + 1);
+    return bs[b];
+  }
+
+  // The largest bucket index a pack key may carry (2^20 packs of 32: 33 million groups of one
+  // rule on one shard); a damaged key cannot make the engine allocate more than that.
+  static constexpr uint32_t kMaxBucket = 1u << 20;
+
+  // A format 3 key. This shard's packs (same shard count, same index) come back as they were;
+  // packs of another shard count give each shard the groups that now hash to it, and are
+  // deleted by the full checkpoint that the pipeline writes right after the restore.
+  bool RestorePack(std::string_view key, std::string_view value) {
+    const bool owner_of_stale = opts.shard_index == 0;  // deletes what no shard can read
+    if (key.size() != kKeyHeader3) {
+      if (owner_of_stale) pending_deletes.emplace_back(key);  // not a key this version writes
+      return false;
+    }
+    auto byte = [&](size_t i) { return static_cast<uint8_t>(key[i]); };
+    uint64_t id = 0;
+    for (size_t i = 3; i < 11; ++i) id = (id << 8) | byte(i);
+    const uint32_t sc = (uint32_t{byte(11)} << 8) | byte(12);
+    const uint32_t si = (uint32_t{byte(13)} << 8) | byte(14);
+    const uint32_t b = (uint32_t{byte(15)} << 24) | (uint32_t{byte(16)} << 16) |
+                       (uint32_t{byte(17)} << 8) | byte(18);
+    const bool current = sc == static_cast<uint32_t>(opts.shard_count);
+    if (current && si != static_cast<uint32_t>(opts.shard_index)) return false;  // another's
+    const bool owner = current || owner_of_stale;
+    auto it = rule_by_id.find(id);
+    ByteReader rd(value);
+    uint8_t ver;
+    uint64_t n;
+    if (it == rule_by_id.end() || (current && b >= kMaxBucket) || !rd.U8(&ver) ||
+        ver != kStateFormat3 || !rd.Var(&n) || n > value.size()) {
+      if (owner) pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable
+      return false;
+    }
+    const uint32_t rule = it->second;
+    if (!current && owner) foreign_keys.emplace_back(key);
+    if (current) EnsureBucket(rule, b).stored = true;
+    bool any = false;
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view gk, gv;
+      if (!rd.Str(&gk) || !rd.Str(&gv)) break;  // the rest is unreadable: rewritten below
+      if (opts.shard_count > 1 && ShardOfKey(gk, opts.shard_count) != opts.shard_index) {
+        if (current) MarkBucketDirty(rule, b);  // not this shard's group: not in this pack
+        continue;
+      }
+      const uint64_t h = Fnv1a(gk);
+      if (Group* have = rt[rule].groups.Find(h, gk)) {
+        // Restored from its own key (newer than this copy), or a copy in two packs.
+        if (current && have->single_stored && have->bucket == kNoBucket) {
+          Join(have, rule, b);  // stays in its pack; the pack's next write deletes its key
+          any = true;
+        } else if (current) {
+          MarkBucketDirty(rule, b);  // rewritten without the stale copy
+        }
+        continue;
+      }
+      auto g = std::make_unique<Group>();
+      std::string owned(gk);
+      if (!Deserialize(rule, owned, gv, g.get(), kStateFormat2)) {
+        if (current) MarkBucketDirty(rule, b);
+        continue;
+      }
+      Group* raw = AddRestored(rule, std::move(g), h, gk.size() + gv.size() + 2);
+      any = true;
+      if (current) {
+        Join(raw, rule, b);
+      } else {
+        raw->dirty = true;
+        unbucketed.push_back(raw);
+      }
+    }
+    if (current && !rd.done()) MarkBucketDirty(rule, b);
+    return any;
+  }
+
+  void Join(Group* g, uint32_t rule, uint32_t b) {
+    EnsureBucket(rule, b).members.push_back(g);
+    g->bucket = b;
+  }
+
+  // After the last Restore: packs with room take new groups again, and each restored group not
+  // yet in a pack joins one (and is written there by the next checkpoint round).
+  void FinishRestoreBuckets() {
+    for (RuleRt& r : rt) {
+      r.free_buckets.clear();
+      for (uint32_t b = 0; b < r.buckets.size(); ++b) {
+        Bucket& B = r.buckets[b];
+        B.in_free = B.members.size() < kPackGroups;
+        if (B.in_free) r.free_buckets.push_back(b);
+      }
+      // Fill the lowest-numbered packs first.
+      std::reverse(r.free_buckets.begin(), r.free_buckets.end());
+    }
+    for (Group* g : unbucketed) {
+      if (g->zombie) {
+        delete g;
+        continue;
+      }
+      if (g->bucket != kNoBucket) continue;  // found in this shard's pack after its own key
+      JoinBucket(g);
+      MarkDirty(g);
+    }
+    unbucketed.clear();
+  }
+
   // ---- reload --------------------------------------------------------------------------------
 
   void Swap(std::shared_ptr<const RuleSet> next) {
     std::vector<RuleRt> nrt(next->rules.size());
     std::vector<bool> kept(rs->rules.size(), false);
+    std::vector<uint32_t> new_index(rs->rules.size(), UINT32_MAX);
     for (uint32_t i = 0; i < next->rules.size(); ++i) {
       int oi = rs->FindRule(next->rules[i].info.name);
       if (oi >= 0 && rs->rules[oi].info.fingerprint == next->rules[i].info.fingerprint) {
-        nrt[i].groups = std::move(rt[oi].groups);
+        nrt[i] = std::move(rt[oi]);  // its groups and their packs
         kept[oi] = true;
+        new_index[oi] = i;
         // Windows point at their rule's layout, owned by the RuleSet being replaced.
         nrt[i].groups.ForEach([&](Group* g) {
           g->rule = i;
@@ -1203,10 +1589,11 @@ struct Engine::Impl {
     for (uint32_t oi = 0; oi < rs->rules.size(); ++oi) {
       if (kept[oi]) continue;
       pending_prefix_deletes.push_back(prefixes[oi]);  // the old set's prefixes, still current
+      pending_prefix_deletes.push_back(pack_prefixes[oi]);
       for (Group* raw : rt[oi].groups.Release()) {
         raw->zombie = true;
         groups_total--;
-        if (raw->heap_refs == 0 && !raw->in_dirty_list) delete raw;
+        if (raw->heap_refs == 0 && !raw->in_dirty_list && !raw->in_changed_list) delete raw;
         else zombies.push_back(raw);
       }
     }
@@ -1224,17 +1611,42 @@ struct Engine::Impl {
     stats = ns;
     std::vector<Group*> live_changed;
     for (Group* g : changed) {
-      if (g->zombie) g->in_changed_list = false;
-      else live_changed.push_back(g);
+      if (!g->zombie) {
+        live_changed.push_back(g);
+        continue;
+      }
+      g->in_changed_list = false;
+      zombies.push_back(g);
     }
     changed.swap(live_changed);
     EndRound();  // the list is rebuilt: a slice round starts over
+    // Packs of kept rules follow their rule to its new index; those of the others are gone
+    // (the prefix deletes above cover them on disk).
+    auto remap = [&](std::vector<BucketRef>* refs) {
+      std::vector<BucketRef> live;
+      for (BucketRef b : *refs) {
+        if (new_index[b.rule] == UINT32_MAX) continue;
+        b.rule = new_index[b.rule];
+        live.push_back(b);
+      }
+      refs->swap(live);
+    };
+    remap(&dirty_buckets);
+    remap(&evicted);
+    // Zombies in the lists (evicted groups waiting for their round) go too: the heap that
+    // might still refer to them was cleared above.
     std::vector<Group*> live_dirty;
     for (Group* g : dirty) {
-      if (g->zombie) g->in_dirty_list = false;
-      else live_dirty.push_back(g);
+      if (!g->zombie) {
+        live_dirty.push_back(g);
+        continue;
+      }
+      g->in_dirty_list = false;
+      zombies.push_back(g);
     }
     dirty.swap(live_dirty);
+    std::sort(zombies.begin(), zombies.end());
+    zombies.erase(std::unique(zombies.begin(), zombies.end()), zombies.end());
     for (Group* z : zombies) delete z;
     zombies.clear();
     for (uint32_t i = 0; i < rt.size(); ++i) {
@@ -1310,6 +1722,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   std::string_view p = StatePrefix();
   if (key.size() < p.size() || key.substr(0, p.size()) != p) return false;
   std::string_view rest = key.substr(p.size());
+  if (!rest.empty() && rest[0] == kKeyFormat3) return m.RestorePack(key, value);
   int idx = -1;
   uint8_t format;
   std::string_view gkey;
@@ -1343,33 +1756,39 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
     m.pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable
     return false;
   }
-  RuleRt& r = m.rt[idx];
   const uint64_t h = Fnv1a(owned_key);
-  if (r.groups.Find(h, owned_key)) {
-    // Format 2 keys sort before format 1 ones: a format 1 key met here was left by a crash after
-    // its group's format 2 form was written, but before the format 1 key was deleted.
-    if (format == kStateFormat1) m.pending_deletes.emplace_back(key);
-    return false;
+  if (Group* old = m.rt[idx].groups.Find(h, owned_key)) {
+    // Format 1 keys sort after format 2 and 3 ones: a format 1 key met here was left by a crash
+    // after its group's newer form was written, but before the format 1 key was deleted.
+    if (format == kStateFormat1) {
+      m.pending_deletes.emplace_back(key);
+      return false;
+    }
+    // A group's own key is newer than its copy in a pack (the pack's next write deletes it).
+    if (old->single_stored) return false;  // (two own keys of one group cannot be)
+    m.DropRestored(old, h);
   }
-  Group* raw = g.release();
-  r.groups.Insert(h, raw);
-  m.AdjustGroups(static_cast<uint32_t>(idx), +1);
-  m.SetStoredBytes(raw, key.size() + value.size());
-  if (raw->active) {
-    RuleStats& st = m.St(idx);
-    st.active_groups.store(st.active_groups.load() + 1, std::memory_order_relaxed);
-  }
+  Group* raw = m.AddRestored(static_cast<uint32_t>(idx), std::move(g), h, key.size() + value.size());
   if (format == kStateFormat1) {
-    // Upgrade: the next checkpoint writes the group in format 2 and then deletes this key.
-    m.MarkDirty(raw);
+    // Upgrade: the next checkpoint writes the group in a pack and then deletes this key.
+    raw->dirty = true;
     m.legacy_keys.emplace_back(key);
+  } else {
+    raw->single_stored = true;
   }
+  m.unbucketed.push_back(raw);  // its pack's entry, if any, comes later in key order
   return true;
 }
 
 void Engine::FinishRestore(int64_t now_ms, OutputSink& out) {
+  impl_->FinishRestoreBuckets();
   for (auto& r : impl_->rt) r.groups.ForEach([&](Group* g) { impl_->Schedule(g); });
   AdvanceTo(now_ms, out);
+}
+
+void Engine::TakeForeignKeys(std::vector<std::string>* keys) {
+  for (auto& k : impl_->foreign_keys) keys->push_back(std::move(k));
+  impl_->foreign_keys.clear();
 }
 
 }  // namespace vigie::rules

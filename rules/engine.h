@@ -165,25 +165,38 @@ class Engine {
   std::shared_ptr<const StatsView> Stats() const;
 
   // Durable state. TakeDirty appends the serialized state of every group changed since the last
-  // call (and deletions); the caller writes it in one batch. Restore feeds back what was written
+  // call, in packs of up to 32 groups of one rule (and deletions); the caller writes it in one
+  // batch. Restore feeds back what was written
   // (any order); entries for unknown or changed rules are ignored and returned false.
   void TakeDirty(StateDelta* delta);
   // The same, a slice at a time, so that a shard with 100 000 dirty groups does not stop its
-  // events for the 100+ ms their serialization takes: takes up to `max_groups` of the groups that
-  // were dirty when the current round began (a round begins at the first call after the previous
-  // one completed), and the deletions pending. Returns true when the round is complete. Groups
-  // dirtied during a round belong to the next one. Apply the slices' deltas in the order taken
+  // events for the 100+ ms their serialization takes: takes the packs of the groups that were
+  // dirty when the current round began (a round begins at the first call after the previous one
+  // completed), whole, until `max_groups` groups are written, and the deletions pending. Returns
+  // true when the round is complete. Groups dirtied during a round belong to the next one. Apply the slices' deltas in the order taken
   // (with any TakeChanged deltas in between): each group is then stored as of its slice.
   bool TakeDirtySlice(StateDelta* delta, size_t max_groups);
   // Everything, dirty or not (a full checkpoint).
   void TakeAll(StateDelta* delta);
   // Only the groups that activated or deactivated since the last call (or TakeDirty): a small
-  // checkpoint to take right after state changes, between two regular ones.
+  // checkpoint to take right after state changes, between two regular ones. Each is written
+  // alone (its own key), not in its pack; it stays dirty, and the next round's pack write
+  // deletes that key.
   void TakeChanged(StateDelta* delta);
+  //
+  // Groups are stored in packs of up to 32 of one rule and one shard, one key each; a pack key
+  // names the shard count and the shard that wrote it, so every shard must be offered every key
+  // (Restore returns true if it took anything from it). A group whose activation changed is
+  // also written alone by TakeChanged, and that copy is the newer one.
   bool Restore(std::string_view key, std::string_view value);
   // After all Restore() calls: re-arms timers at `now_ms`; timers that fell due while the daemon
   // was down fire with their own instants.
   void FinishRestore(int64_t now_ms, OutputSink& out);
+  // After FinishRestore: the keys of packs written with another shard count (appended; kept by
+  // shard 0's engine only). Their groups are now spread over this run's shards, so no shard's
+  // own checkpoint can replace them: write every shard's TakeAll and delete these keys in one
+  // batch (Pipeline::Restore does) before the shards run.
+  void TakeForeignKeys(std::vector<std::string>* keys);
   // Key prefix under which this engine's groups live in the store ("g/").
   static std::string_view StatePrefix();
 

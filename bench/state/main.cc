@@ -16,7 +16,7 @@
 //              replay, since nothing forces a flush), fresh Engine,
 //              Scan(Engine::StatePrefix()) feeding Engine::Restore, then
 //              FinishRestore(now = last event + 1 s): time of each part; exits
-//              1 unless exactly N groups were restored;
+//              1 unless every entry was taken and exactly N groups came back;
 //   4. peak RSS (getrusage ru_maxrss) at the end, and the resident size after
 //   each phase.
 //
@@ -323,7 +323,9 @@ int main(int argc, char **argv) {
   const uint64_t rss_after_restore = CurrentRssBytes();
   const uint64_t peak_rss = PeakRssBytes();
 
-  const bool ok = restored == static_cast<uint64_t>(groups) &&
+  // Every entry is taken (`restored` counts store entries: packs of up to 32 groups since state
+  // format 3), and every group comes back.
+  const bool ok = restored == puts && ignored == 0 &&
                   groups_restored == static_cast<size_t>(groups) &&
                   groups_built == static_cast<size_t>(groups);
 

@@ -103,13 +103,11 @@ bool Pipeline::Restore(StateStore& store, std::string* error) {
   const bool ok = store.Scan(
       rules::Engine::StatePrefix(),
       [&](std::string_view key, std::string_view value) {
-        for (auto& s : shards_) {
-          if (s->Restore(key, value)) {
-            ++restored_;
-            return true;
-          }
-        }
-        ++ignored_;
+        // Every shard sees every key: a pack of groups written with another shard count holds
+        // groups of several shards now.
+        bool taken = false;
+        for (auto& s : shards_) taken |= s->Restore(key, value);
+        ++(taken ? restored_ : ignored_);
         return true;
       },
       &err);
@@ -118,6 +116,23 @@ bool Pipeline::Restore(StateStore& store, std::string* error) {
     return false;
   }
   for (auto& s : shards_) s->FinishRestore();
+  restored_groups_ = 0;
+  for (auto& s : shards_) restored_groups_ += s->group_count();
+  // Packs written with another shard count: no shard's own checkpoints would replace them, so
+  // every shard's state is written now, with their deletion, in one batch (atomic: a crash
+  // leaves either the old packs or the new ones).
+  std::vector<std::string> foreign;
+  for (auto& s : shards_) s->TakeForeignKeys(&foreign);
+  if (!foreign.empty()) {
+    std::vector<rules::StateDelta> all(shards_.size() + 1);
+    for (size_t i = 0; i < shards_.size(); ++i) shards_[i]->TakeAll(&all[i]);
+    relaid_packs_ = foreign.size();
+    all.back().deletes = std::move(foreign);
+    if (!store.WriteAll(all.data(), all.size(), &err)) {
+      if (error) *error = "rewriting state for " + std::to_string(shards_.size()) + " shards: " + err;
+      return false;
+    }
+  }
   return true;
 }
 

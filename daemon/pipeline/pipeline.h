@@ -113,7 +113,10 @@ class Pipeline {
   const Router& router() const { return *router_; }
   const ShardWorker& shard(int i) const { return *shards_[static_cast<size_t>(i)]; }
   const OutputDispatcher& dispatcher() const { return *dispatcher_; }
-  uint64_t restored_entries() const { return restored_; }
+  uint64_t restored_entries() const { return restored_; }  // store entries that a shard took
+  uint64_t restored_groups() const { return restored_groups_; }
+  // Packs of another shard count that Restore rewrote for this one (and deleted).
+  uint64_t relaid_packs() const { return relaid_packs_; }
   uint64_t ignored_entries() const { return ignored_; }
   // Wakes idle shards (after a ManualClock moved).
   void Wake();
@@ -125,7 +128,7 @@ class Pipeline {
   std::atomic<std::shared_ptr<const rules::RuleSet>> rules_;  // written under control_mu_
   bool started_ = false;
   bool stopped_ = false;
-  uint64_t restored_ = 0, ignored_ = 0;
+  uint64_t restored_ = 0, ignored_ = 0, restored_groups_ = 0, relaid_packs_ = 0;
 
   // Destruction order matters: threads (dispatcher, shards) stop before the queues go.
   BatchPool pool_;

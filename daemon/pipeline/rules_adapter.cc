@@ -23,6 +23,7 @@ class RulesShardEngine final : public ShardEngine {
   void TakeAll(rules::StateDelta* d) override { engine_.TakeAll(d); }
   void TakeChanged(rules::StateDelta* d) override { engine_.TakeChanged(d); }
   bool Restore(std::string_view k, std::string_view v) override { return engine_.Restore(k, v); }
+  void TakeForeignKeys(std::vector<std::string>* keys) override { engine_.TakeForeignKeys(keys); }
   void FinishRestore(int64_t now_ms, rules::OutputSink& out) override {
     engine_.FinishRestore(now_ms, out);
   }

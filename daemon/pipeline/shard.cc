@@ -48,6 +48,14 @@ bool ShardWorker::Restore(std::string_view key, std::string_view value) {
   return engine_->Restore(key, value);
 }
 
+void ShardWorker::TakeForeignKeys(std::vector<std::string>* keys) {
+  engine_->TakeForeignKeys(keys);
+}
+
+void ShardWorker::TakeAll(rules::StateDelta* delta) { engine_->TakeAll(delta); }
+
+size_t ShardWorker::group_count() const { return engine_->group_count(); }
+
 void ShardWorker::FinishRestore() {
   engine_->FinishRestore(clock_->NowMs(), sink_);
   sink_.WakeDispatcher();

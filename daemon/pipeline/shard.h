@@ -98,6 +98,10 @@ class ShardWorker {
   // now; timers that fell due fire (their outputs are queued: the dispatcher must be running).
   bool Restore(std::string_view key, std::string_view value);
   void FinishRestore();
+  // After FinishRestore, before Start (control thread): see rules::Engine::TakeForeignKeys.
+  void TakeForeignKeys(std::vector<std::string>* keys);
+  void TakeAll(rules::StateDelta* delta);
+  size_t group_count() const;
 
   void Start();
   // Drains the queue completely (the router must be closed first), takes a full checkpoint

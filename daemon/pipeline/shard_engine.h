@@ -44,6 +44,8 @@ class ShardEngine {
   virtual void TakeChanged(rules::StateDelta* delta) { TakeDirty(delta); }
   virtual bool Restore(std::string_view key, std::string_view value) = 0;
   virtual void FinishRestore(int64_t now_ms, rules::OutputSink& out) = 0;
+  // Keys that only a full checkpoint of every shard replaces (rules::Engine::TakeForeignKeys).
+  virtual void TakeForeignKeys(std::vector<std::string>* /*keys*/) {}
   virtual size_t group_count() const = 0;
   // Rules currently loaded in this engine and their counters.
   virtual size_t rule_count() const = 0;

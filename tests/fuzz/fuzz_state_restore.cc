@@ -1,11 +1,11 @@
 // libFuzzer: the durable state's decoder (Engine::Restore, the window's Deserialize), which reads
 // whatever RocksDB holds: a state directory written by another version, or damaged. The input is
 // a sequence of records, each a 2-byte little-endian key length, the key, a 2-byte value
-// length, the value; keys may be either format (rules/README.md "Durable state"). The rules are
+// length, the value; keys may be any format (rules/README.md "Durable state"). The rules are
 // tests/rules/testdata/state-format1.yaml, so that seeds made from state-format1.txt (and their
-// format 2 form) reach the real groups. It must never crash, and whatever it accepts must
-// behave: restored groups take events and timers, and write format 2 that restores again, to
-// the same bytes.
+// format 2 and format 3 forms) reach the real groups. It must never crash, and whatever it
+// accepts must behave: restored groups take events and timers, and write packs that restore
+// again, to the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -71,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vr::StateDelta first;
   e.TakeAll(&first);
 
-  // What was accepted restores again from its format 2 form, to the same bytes.
+  // What was accepted restores again from the packs it wrote, to the same bytes.
   vr::Engine again(Rules(), o);
   for (const auto& [pk, pv] : first.puts) {
     if (!again.Restore(pk, pv)) std::abort();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 
 #include "daemon/state/store.h"
 #include "tests/integration/it_test.h"
@@ -67,6 +68,41 @@ bool WaitForCheckpoint(Daemon& d, Sender& in, Outputs& out) {
       20s, 20ms);
 }
 
+// What a state directory holds, read with the daemon stopped: groups are packed by rule and
+// shard (format 3 keys "g/" 0x03 <rule id, 8> <shard count, 2> <shard, 2> <pack, 4>), or
+// stored alone after an activation (format 2 keys "g/" 0x02 <rule id, 8> <group key>).
+struct StateKeys {
+  size_t groups = 0;
+  size_t singles = 0;
+  std::map<int, size_t> packs_by_shard_count;
+  std::vector<std::string> other;
+};
+
+StateKeys ReadStateKeys(const std::string& state_dir) {
+  StateKeys r;
+  std::string err;
+  auto store = vigie::daemon::RocksStateStore::Open(state_dir, &err);
+  REQUIRE(store);
+  REQUIRE(store->Scan("g/", [&](std::string_view k, std::string_view v) {
+    if (k.size() == 19 && k[2] == '\x03') {
+      const int sc = (static_cast<uint8_t>(k[11]) << 8) | static_cast<uint8_t>(k[12]);
+      ++r.packs_by_shard_count[sc];
+      // The value: the format (3), then the number of groups (a varint; under 128 here).
+      REQUIRE(v.size() >= 2);
+      CHECK(v[0] == '\x03');
+      CHECK(static_cast<uint8_t>(v[1]) < 128);
+      r.groups += static_cast<uint8_t>(v[1]);
+    } else if (k.size() > 11 && k[2] == '\x02') {
+      ++r.groups;
+      ++r.singles;
+    } else {
+      r.other.emplace_back(k);
+    }
+    return true;
+  }, &err));
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("Clean restart loses nothing: half-full window, active group, seq", "[integration][state]") {
@@ -96,6 +132,7 @@ TEST_CASE("Clean restart loses nothing: half-full window, active group, seq", "[
   Sender in(d.source_endpoint());
   Outputs out(d);
   CHECK(d.Metric("vigie_state_restored_groups") >= 2);
+  CHECK(d.Stderr().find("state: rewritten") == std::string::npos);  // same shards: packs kept
   // Third hit: 3 of 4, nothing yet.
   in.Send(Hit("h1"));
   // hot is still active for t1: a new hot reading sends nothing.
@@ -429,7 +466,7 @@ std::vector<std::pair<std::string, std::string>> ReadHexLines(const std::string&
 
 }  // namespace
 
-TEST_CASE("An upgrade from state format 1 keeps every group, then writes format 2 only",
+TEST_CASE("An upgrade from state format 1 keeps every group, then writes packs only",
           "[integration][state]") {
   // tests/rules/testdata/: the state a vigie of 8ca9379 (format 1) checkpointed for its rules on
   // 2026-11-26 at 21:00:31 (tests/rules/state_format_test.cc has the events). Every timer in it
@@ -448,17 +485,6 @@ TEST_CASE("An upgrade from state format 1 keeps every group, then writes format 
     }
   }
   REQUIRE(fixture_groups == 9);
-  auto state_keys = [&dir] {
-    std::string err;
-    auto store = vigie::daemon::RocksStateStore::Open(dir.path() + "/state", &err);
-    REQUIRE(store);
-    std::vector<std::string> keys;
-    REQUIRE(store->Scan("g/", [&](std::string_view k, std::string_view) {
-      keys.emplace_back(k);
-      return true;
-    }, &err));
-    return keys;
-  };
 
   IT_START(d);
   {
@@ -498,23 +524,103 @@ TEST_CASE("An upgrade from state format 1 keeps every group, then writes format 
                          "command rule=fault key=d1 target=ops/d1 action=ok params={}"}));
     IT_STOP_CLEAN(d);
   }
-  // The clean stop's checkpoint wrote every group in format 2 and deleted the format 1 keys.
-  std::vector<std::string> keys = state_keys();
-  CHECK(keys.size() >= 8);
-  for (const auto& k : keys) {
-    INFO(k);
-    CHECK((k.size() > 11 && k[2] == '\x02'));
-  }
+  // The clean stop's checkpoint wrote every group in packs (format 3) and deleted the format 1
+  // keys.
+  const StateKeys keys = ReadStateKeys(dir.path() + "/state");
+  CHECK(keys.groups >= 8);
+  CHECK(keys.other.empty());
+  CHECK(keys.packs_by_shard_count.count(1) == 1);
+  CHECK(keys.packs_by_shard_count.size() == 1);
 
-  // Started again from format 2: the groups that fired stay active, nothing is sent again.
+  // Started again from packs: the groups that fired stay active, nothing is sent again.
   IT_START(d);
   {
     Sender in(d.source_endpoint());
     Outputs out(d);
-    CHECK(d.Metric("vigie_state_restored_groups") == static_cast<double>(keys.size()));
+    CHECK(d.Metric("vigie_state_restored_groups") == static_cast<double>(keys.groups));
     in.Send(R"({"kind": "temp", "device": "s1", "t": 36})");
     IT_BARRIER(in, out);
     CHECK(CanonAll(out.all()).empty());
     IT_STOP_CLEAN(d);
   }
+}
+
+TEST_CASE("A change of shard count keeps every group, through clean stops and kill -9",
+          "[integration][state]") {
+  // State is packed per rule and shard; packs written with another shard count are rewritten
+  // for the new one at start-up, in one batch with their deletion.
+  TempDir dir;
+  const int kDevices = 50;  // more than one pack (32 groups) per rule and shard
+  StateKeys before;
+  {
+    DaemonConfig two;
+    two.shards = 2;
+    Daemon d(dir.path(), two);
+    d.WriteRules("state.yaml", kStateRules);
+    IT_START(d);
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    for (int i = 0; i < kDevices; ++i) {
+      in.Send(Hit("h" + std::to_string(i)));
+      in.Send(Hit("h" + std::to_string(i)));  // 2 of 4 in the window
+    }
+    for (int i = 0; i < 5; ++i) in.Send(Temp("t" + std::to_string(i), 60));  // hot: active
+    IT_BARRIER(in, out);
+    CHECK(CanonAll(out.all()).size() == 10);  // each hot device: a command and an alert
+    IT_STOP_CLEAN(d);
+    before = ReadStateKeys(dir.path() + "/state");
+  }
+  CHECK(before.other.empty());
+  CHECK(before.singles == 0);  // the clean stop's checkpoint packed them all
+  CHECK(before.packs_by_shard_count.size() == 1);
+  CHECK(before.packs_by_shard_count.count(2) == 1);
+  CHECK(before.groups >= kDevices + 5);
+
+  // Shards 2 -> 1: every group comes back (restored once, in the one shard) ...
+  {
+    DaemonConfig one;
+    one.shards = 1;
+    Daemon d(dir.path(), one);
+    IT_START(d);
+    CHECK(d.Metric("vigie_state_restored_groups") == static_cast<double>(before.groups));
+    CHECK(d.Stderr().find("state: rewritten for 1 shards (") != std::string::npos);
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    // ... with its state: hot devices stay active, windows kept their two hits.
+    for (int i = 0; i < 5; ++i) in.Send(Temp("t" + std::to_string(i), 70));
+    in.Send(Hit("h7"));
+    IT_BARRIER(in, out);
+    CHECK(CanonAll(out.all()).empty());
+    in.Send(Hit("h7"));
+    IT_BARRIER(in, out);
+    CHECK(CanonSorted(out.all()) ==
+          SortedStrings({"alert rule=busy key=h7 state=firing severity=info summary=h7 busy with 4 labels={}"}));
+    // The packs of 2 shards were replaced before the first event: kill -9 now loses none.
+    d.Kill9();
+  }
+  const StateKeys after_one = ReadStateKeys(dir.path() + "/state");
+  CHECK(after_one.packs_by_shard_count.count(2) == 0);
+  CHECK(after_one.packs_by_shard_count.count(1) == 1);
+  CHECK(after_one.groups >= before.groups);
+
+  // Shards 1 -> 3, after the kill -9.
+  {
+    DaemonConfig three;
+    three.shards = 3;
+    Daemon d(dir.path(), three);
+    IT_START(d);
+    CHECK(d.Metric("vigie_state_restored_groups") >= static_cast<double>(before.groups));
+    CHECK(d.Stderr().find("state: rewritten for 3 shards (") != std::string::npos);
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    for (int i = 0; i < 5; ++i) in.Send(Temp("t" + std::to_string(i), 80));
+    for (int i = 10; i < 20; ++i) in.Send(Hit("h" + std::to_string(i)));
+    IT_BARRIER(in, out);
+    CHECK(CanonAll(out.all()).empty());  // still active; windows at 3 of 4
+    IT_STOP_CLEAN(d);
+  }
+  const StateKeys after_three = ReadStateKeys(dir.path() + "/state");
+  CHECK(after_three.packs_by_shard_count.size() == 1);
+  CHECK(after_three.packs_by_shard_count.count(3) == 1);
+  CHECK(after_three.other.empty());
 }

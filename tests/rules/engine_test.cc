@@ -10,6 +10,7 @@
 
 #include "rules/bytes.h"
 #include "rules/engine.h"
+#include "tests/rules/state_support.h"
 #include "tests/rules/test_support.h"
 
 using namespace vigie::rules;
@@ -36,23 +37,6 @@ EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1) {
   o.shard_index = shard;
   o.shard_count = count;
   return o;
-}
-
-// Format 2 (rules/README.md "Durable state"): "g/" 0x02 <rule id, 8 bytes big-endian> [<group
-// key>], the rule id being FNV-1a of the fingerprint's 8 little-endian bytes, seeded with FNV-1a
-// of the rule's name.
-std::string StateKey(const RuleSet& rs, const std::string& rule, const std::string& key) {
-  int idx = rs.FindRule(rule);
-  REQUIRE(idx >= 0);
-  const uint64_t fp = GetRuleInfo(rs, idx).fingerprint;
-  char fpb[8];
-  for (int i = 0; i < 8; ++i) fpb[i] = static_cast<char>(fp >> (8 * i));
-  const uint64_t id = Fnv1a(std::string_view(fpb, 8), Fnv1a(rule));
-  std::string k(Engine::StatePrefix());
-  k.push_back('\x02');
-  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(id >> (8 * i)));
-  k += key;
-  return k;
 }
 
 const char* kStateRules = R"(rules:
@@ -126,10 +110,14 @@ TEST_CASE("engine state: a restore mid-stream gives the same outputs as an unint
   StateDelta d;
   e1.TakeDirty(&d);
   store.Apply(d);
-  CHECK(store.kv.count(StateKey(*rs, "busy", "x1")) == 1);
-  CHECK(store.kv.count(StateKey(*rs, "hot", "s1")) == 1);
-  CHECK(store.kv.count(StateKey(*rs, "silent", "c1")) == 1);
-  CHECK(store.kv.count(StateKey(*rs, "fault", "d1")) == 1);
+  // One pack per rule (each has one group here).
+  CHECK(store.kv.size() == 4);
+  const KV groups = Groups(store.kv);
+  CHECK(groups.count(StateKey(*rs, "busy", "x1")) == 1);
+  CHECK(groups.count(StateKey(*rs, "hot", "s1")) == 1);
+  CHECK(groups.count(StateKey(*rs, "silent", "c1")) == 1);
+  CHECK(groups.count(StateKey(*rs, "fault", "d1")) == 1);
+  CHECK(store.kv.count(PackKey(*rs, "fault", 1, 0, 0)) == 1);
   Feed(e1, StreamB(), after1);
   e1.AdvanceTo(kT0 + 5 * kMin, after1);
 
@@ -203,7 +191,7 @@ TEST_CASE("engine state: restore ignores entries of unknown or changed rules and
   Feed(e1, StreamA(), sink);
   StateDelta d;
   e1.TakeDirty(&d);
-  REQUIRE(d.puts.size() == 4);
+  REQUIRE(d.puts.size() == 4);  // a pack per rule
   // The same rule names, with `busy` changed.
   std::string changed = kStateRules;
   changed.replace(changed.find("when: n >= 3"), 12, "when: n >= 4");
@@ -218,8 +206,18 @@ TEST_CASE("engine state: restore ignores entries of unknown or changed rules and
   CHECK_FALSE(e2.Restore("not-a-state-key", ""));
   StateDelta d2;
   e2.TakeDirty(&d2);
-  CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), StateKey(*rs, "busy", "x1")) == 1);
+  CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), PackKey(*rs, "busy", 1, 0, 0)) == 1);
   CHECK(std::count(d2.deletes.begin(), d2.deletes.end(), nosuch) == 1);
+  // The same from a group's own key (format 2), and from a pack of an unknown rule.
+  Engine e3(rs2, Opts(&tz));
+  CHECK_FALSE(e3.Restore(StateKey(*rs, "busy", "x1"), "\x02"));
+  std::string nosuch_pack = PackKey(*rs, "busy", 1, 0, 0);
+  nosuch_pack[5] ^= 1;
+  CHECK_FALSE(e3.Restore(nosuch_pack, "\x03\x00"));
+  StateDelta d3;
+  e3.TakeDirty(&d3);
+  CHECK(std::count(d3.deletes.begin(), d3.deletes.end(), StateKey(*rs, "busy", "x1")) == 1);
+  CHECK(std::count(d3.deletes.begin(), d3.deletes.end(), nosuch_pack) == 1);
 }
 
 TEST_CASE("engine state: restore refuses a pending `for` where the rule has none (found by "
@@ -252,7 +250,10 @@ TEST_CASE("engine state: restore refuses a pending `for` where the rule has none
   CHECK(e.group_count() == 1);
   StateDelta d;
   e.TakeDirty(&d);
-  CHECK(d.deletes.size() == 3);
+  for (const auto& [rule, key] : std::vector<std::pair<std::string, std::string>>{
+           {"silent", "c1"}, {"fault", "d1"}, {"hot", "s1"}}) {
+    CHECK(std::count(d.deletes.begin(), d.deletes.end(), StateKey(*rs, rule, key)) == 1);
+  }
 }
 
 TEST_CASE("engine state: TakeDirty returns only what changed since the last call",
@@ -270,8 +271,7 @@ TEST_CASE("engine state: TakeDirty returns only what changed since the last call
   CHECK(d.empty());
   e.Process(MakeEvent(kT0 + 31 * kSec, "hb", {{"device", "c1"}}), kT0 + 31 * kSec, sink);
   e.TakeDirty(&d);
-  REQUIRE(d.puts.size() == 1);
-  CHECK(d.puts[0].first == StateKey(*rs, "silent", "c1"));
+  CHECK(GroupsPut(d) == std::vector<std::string>{StateKey(*rs, "silent", "c1")});
 }
 
 TEST_CASE("engine state: a stateless group is written only when its state changes",
@@ -290,8 +290,7 @@ TEST_CASE("engine state: a stateless group is written only when its state change
   e.Process(MakeEvent(kT0 + 2 * kSec, "status", {{"device", "d9"}, {"status", "fault"}, {"code", 1}}),
             kT0 + 2 * kSec, sink);
   e.TakeDirty(&d);
-  REQUIRE(d.puts.size() == 1);
-  CHECK(d.puts[0].first == StateKey(*rs, "fault", "d9"));
+  CHECK(GroupsPut(d) == std::vector<std::string>{StateKey(*rs, "fault", "d9")});
   d.clear();
   e.Process(MakeEvent(kT0 + 3 * kSec, "status", {{"device", "d9"}, {"status", "fault"}, {"code", 2}}),
             kT0 + 3 * kSec, sink);
@@ -339,15 +338,21 @@ TEST_CASE("engine state: TakeDirtySlice takes a round in slices; the store ends 
     both(MakeEvent(t += 100, "hb", {{"device", d.c_str()}}));
     both(MakeEvent(t += 100, "status", {{"device", d.c_str()}, {"status", "fault"}, {"code", i}}));
   }
-  // A round of slices of 3, with events between the slices: groups already taken change again
-  // (next round), groups not yet taken change (taken once, as they are then).
-  int slices = 0;
+  // A round of slices of 3 groups, with events between the slices: groups already taken change
+  // again (next round), groups not yet taken change (taken once, as they are then). A slice
+  // takes whole packs, so here one pack of 5 groups (one rule's) each, and a last slice finds
+  // only groups whose packs were written.
+  int slices = 0, puts = 0;
   bool done = false;
   while (!done) {
     StateDelta d;
     done = sliced.TakeDirtySlice(&d, 3);
     ++slices;
-    CHECK(d.puts.size() <= 3);
+    CHECK(d.puts.size() <= 1);
+    if (!d.puts.empty()) {
+      ++puts;
+      CHECK(GroupsPut(d).size() == 5);
+    }
     s_sliced.Apply(d);
     const std::string dev = "d" + std::to_string(slices % 5);
     both(MakeEvent(t += 100, "hb", {{"device", dev.c_str()}}));
@@ -356,7 +361,8 @@ TEST_CASE("engine state: TakeDirtySlice takes a round in slices; the store ends 
     // its last-seen time would legitimately differ between the two stores.
     both(MakeEvent(t += 100, "status", {{"device", dev.c_str()}, {"status", slices <= 5 ? "ok" : "fault"}}));
   }
-  CHECK(slices == 7);  // the 20 groups dirty when the round began
+  CHECK(puts == 4);  // the 4 packs dirty when the round began
+  CHECK(slices <= 5);
   // The next round takes what changed during the first; then both stores must agree.
   for (done = false; !done;) {
     StateDelta d;
@@ -366,10 +372,13 @@ TEST_CASE("engine state: TakeDirtySlice takes a round in slices; the store ends 
   StateDelta d;
   whole.TakeDirty(&d);
   s_whole.Apply(d);
-  CHECK(s_sliced.kv.size() == 20);
-  for (const auto& [k, v] : s_whole.kv) {
-    INFO("key " << k.substr(2, k.find('\0', 2) - 2) << " / " << k.substr(k.rfind('\0') + 1));
-    CHECK(s_sliced.kv[k] == v);
+  const KV g_sliced = Groups(s_sliced.kv), g_whole = Groups(s_whole.kv);
+  CHECK(g_sliced.size() == 20);
+  CHECK(g_whole.size() == 20);
+  for (const auto& [k, v] : g_whole) {
+    INFO("group " << k.substr(11));
+    CHECK(g_sliced.count(k) == 1);
+    if (g_sliced.count(k)) CHECK(g_sliced.at(k) == v);
   }
   // Nothing left: a new round is empty and complete at once.
   StateDelta empty;
@@ -379,12 +388,18 @@ TEST_CASE("engine state: TakeDirtySlice takes a round in slices; the store ends 
 
 TEST_CASE("engine state: a group evicted in the middle of a slice round is deleted, not put",
           "[engine][state]") {
+  // Two rules: two packs, so that a slice of one group takes one of them.
   auto rs = MustCompile(R"(rules:
   - name: fault
     on: status
     when: status == "fault"
     then:
       - alert: {severity: critical, summary: "F {device}"}
+  - name: fault2
+    on: status
+    when: status == "fault"
+    then:
+      - alert: {severity: critical, summary: "F2 {device}"}
 )");
   FixedOffsetZone tz(3600);
   EngineOptions o = Opts(&tz);
@@ -392,17 +407,14 @@ TEST_CASE("engine state: a group evicted in the middle of a slice round is delet
   Engine e(rs, o);
   Collect sink;
   Store store;
-  // Two groups active (written), then both clear (dirty again): the round has them both.
-  for (const char* dev : {"a", "b"}) {
-    e.Process(MakeEvent(kT0, "status", {{"device", dev}, {"status", "fault"}}), kT0, sink);
-  }
+  // Two groups active (written), then both clear (dirty again): the round has both packs.
+  e.Process(MakeEvent(kT0, "status", {{"device", "a"}, {"status", "fault"}}), kT0, sink);
   StateDelta d0;
   e.TakeDirty(&d0);
   store.Apply(d0);
   REQUIRE(store.kv.size() == 2);
-  for (const char* dev : {"a", "b"}) {
-    e.Process(MakeEvent(kT0 + kSec, "status", {{"device", dev}, {"status", "ok"}}), kT0 + kSec, sink);
-  }
+  REQUIRE(Groups(store.kv).size() == 2);
+  e.Process(MakeEvent(kT0 + kSec, "status", {{"device", "a"}, {"status", "ok"}}), kT0 + kSec, sink);
   StateDelta d1;
   CHECK_FALSE(e.TakeDirtySlice(&d1, 1));  // one of the two
   REQUIRE(d1.puts.size() == 1);
@@ -412,9 +424,15 @@ TEST_CASE("engine state: a group evicted in the middle of a slice round is delet
   REQUIRE(e.group_count() == 0);
   StateDelta d2;
   CHECK(e.TakeDirtySlice(&d2, 1));
-  CHECK(d2.puts.empty());
-  CHECK(d2.deletes.size() == 2);
+  CHECK(d2.puts.empty());  // the evicted group is not written
   store.Apply(d2);
+  // The packs that lost their groups are deleted by the next round.
+  StateDelta d3;
+  CHECK_FALSE(e.TakeDirtySlice(&d3, 1));  // one pack a slice of one
+  CHECK(e.TakeDirtySlice(&d3, 1));
+  CHECK(d3.puts.empty());
+  CHECK(d3.deletes.size() == 2);
+  store.Apply(d3);
   CHECK(store.kv.empty());
 }
 
@@ -428,14 +446,35 @@ TEST_CASE("engine state: TakeChanged returns only the groups whose activation ch
   StateDelta d;
   e.TakeChanged(&d);
   REQUIRE(d.puts.size() == 1);
-  CHECK(d.puts[0].first == StateKey(*rs, "fault", "d1"));
+  CHECK(d.puts[0].first == StateKey(*rs, "fault", "d1"));  // alone, under its own key
+  Store store;
+  store.Apply(d);
   d.clear();
   e.TakeChanged(&d);
   CHECK(d.empty());  // nothing changed since
-  // The regular checkpoint still writes the other dirty groups, and not d1 again.
+  // The regular checkpoint writes every dirty pack: d1's too, which then holds d1's newest
+  // state, so d1's own key goes in the same delta.
   e.TakeDirty(&d);
-  CHECK(d.puts.size() == 3);
-  for (const auto& [k, v] : d.puts) CHECK(k != StateKey(*rs, "fault", "d1"));
+  CHECK(d.puts.size() == 4);
+  CHECK(d.deletes == std::vector<std::string>{StateKey(*rs, "fault", "d1")});
+  store.Apply(d);
+  CHECK(store.kv.count(StateKey(*rs, "fault", "d1")) == 0);
+  CHECK(Groups(store.kv).size() == 4);
+  // An activation after the pack's write is written alone again, and is what a restore takes.
+  e.Process(MakeEvent(kT0 + 50 * kSec, "status", {{"device", "d1"}, {"status", "ok"}}),
+            kT0 + 50 * kSec, sink);
+  d.clear();
+  e.TakeChanged(&d);
+  REQUIRE(d.puts.size() == 1);
+  store.Apply(d);
+  REQUIRE(store.kv.count(StateKey(*rs, "fault", "d1")) == 1);
+  Engine e2(rs, Opts(&tz));
+  for (const auto& [k, v] : store.kv) CHECK(e2.Restore(k, v));
+  Collect none;
+  e2.FinishRestore(kT0 + 50 * kSec, none);
+  CHECK(e2.group_count() == 4);
+  CHECK(e2.stats(3).active_groups.load() == 0);  // d1 as of its own key: resolved
+  CHECK(none.outs.empty());
 }
 
 TEST_CASE("engine eviction: idle groups are dropped from memory and from the store",
@@ -461,7 +500,9 @@ TEST_CASE("engine eviction: idle groups are dropped from memory and from the sto
   CHECK(e.group_count() == 5);
   StateDelta d;
   e.TakeDirty(&d);
-  CHECK(d.puts.size() == 5);
+  CHECK(GroupsPut(d).size() == 5);
+  Store store;
+  store.Apply(d);
   // The window empties after 1 s; the groups are then idle and go 2 s after their last event.
   e.AdvanceTo(kT0 + 2400, sink);
   CHECK(e.group_count() == 5);
@@ -469,8 +510,10 @@ TEST_CASE("engine eviction: idle groups are dropped from memory and from the sto
   CHECK(e.group_count() == 0);
   d.clear();
   e.TakeDirty(&d);
-  CHECK(d.deletes.size() == 5);
+  CHECK(d.deletes.size() == 1);  // their pack
   CHECK(d.puts.empty());
+  store.Apply(d);
+  CHECK(store.kv.empty());
   // A group that comes back starts fresh.
   e.Process(MakeEvent(kT0 + 11000, "reading", {{"device", "d1"}}), kT0 + 11000, sink);
   CHECK(e.group_count() == 1);
@@ -539,12 +582,16 @@ TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, remove
   CHECK(e.group_count() == 1);  // keep/x1 only
   CHECK(e.stats(2).evaluations.load() == 2);  // keep's counters survive, at its new index
   e.TakeDirty(&d);
-  // The prefixes of the old definitions (fingerprints of v1).
-  std::string pc = StateKey(*rs1, "change", ""), pg = StateKey(*rs1, "gone", "");
-  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pc) == 1);
-  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pg) == 1);
-  std::string pk = StateKey(*rs1, "keep", "");
-  CHECK(std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), pk) == 0);
+  // The prefixes of the old definitions (fingerprints of v1): their own keys and their packs.
+  auto deleted = [&](const std::string& p) {
+    return std::count(d.delete_prefixes.begin(), d.delete_prefixes.end(), p);
+  };
+  for (const char* gone : {"change", "gone"}) {
+    CHECK(deleted(RulePrefix(*rs1, gone, '\x02')) == 1);
+    CHECK(deleted(RulePrefix(*rs1, gone, '\x03')) == 1);
+  }
+  CHECK(deleted(RulePrefix(*rs1, "keep", '\x02')) == 0);
+  CHECK(deleted(RulePrefix(*rs1, "keep", '\x03')) == 0);
 
   sink.outs.clear();
   // keep: 3rd event in its minute -> busy (its half-full window survived). change: fresh, 1
@@ -574,9 +621,10 @@ TEST_CASE("engine swap: unchanged rule keeps state, changed starts fresh, remove
   // the prefixes made at load time; rules moved: keep was 0, is 2).
   StateDelta after;
   e.TakeAll(&after);
-  std::vector<std::string> keys;
-  for (const auto& kv : after.puts) keys.emplace_back(kv.first);
+  std::vector<std::string> keys = GroupsPut(after);
   std::sort(keys.begin(), keys.end());
+  CHECK(after.puts.size() == 3);
+  for (const auto& [k, v] : after.puts) CHECK(IsPackKey(k));
   std::vector<std::string> want{StateKey(*rs2, "change", "x1"), StateKey(*rs2, "keep", "x1"),
                                 StateKey(*rs2, "new", "p")};
   std::sort(want.begin(), want.end());
@@ -666,6 +714,9 @@ TEST_CASE("engine sharding: each shard keeps its groups; RouteMask covers every 
   Engine s0b(rs, Opts(&tz, 0, 2));
   for (const auto& [k, v] : d.puts) CHECK_FALSE(s0b.Restore(k, v));
   CHECK(s0b.group_count() == 0);
+  Engine s1b(rs, Opts(&tz, 1, 2));
+  for (const auto& [k, v] : d.puts) CHECK(s1b.Restore(k, v));
+  CHECK(s1b.group_count() == 2);
 }
 
 TEST_CASE("engine timers: same instant fires in rule order, then arming order, before events",
@@ -937,7 +988,9 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
   e1.TakeAll(&d);
   Store store;
   store.Apply(d);
-  REQUIRE(store.kv.size() == 7);
+  REQUIRE(store.kv.size() == 7);  // a pack per rule
+  const KV groups = Groups(store.kv);
+  REQUIRE(groups.size() == 7);
 
   // The durable form, byte for byte (format 2): flags, last_seen, the other instants that are
   // set as differences from it, the group values with their types (or "the key"), the firing
@@ -970,10 +1023,10 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
     w.U8(0);
     return b;
   };
-  CHECK(store.kv[StateKey(*rs, "by-device", "7")] ==
+  CHECK(groups.at(StateKey(*rs, "by-device", "7")) ==
         stateless({}, "D 7 v=2 k=7", {{"g", "7"}}));
-  CHECK(store.kv[StateKey(*rs, "by-line", "7")] == stateless({Value::Number(7)}, "L 7 k=7", {}));
-  CHECK(store.kv[StateKey(*rs, "by-pair", "z1/7")] ==
+  CHECK(groups.at(StateKey(*rs, "by-line", "7")) == stateless({Value::Number(7)}, "L 7 k=7", {}));
+  CHECK(groups.at(StateKey(*rs, "by-pair", "z1/7")) ==
         stateless({Value::String("z1"), Value::String("7")}, "P z1 7 k=z1/7", {}));
   {
     std::string b;
@@ -990,7 +1043,15 @@ TEST_CASE("engine state: group values of every shape round-trip and render alike
     w.Var(0);
     w.U8(0);
     w.U8(0);
-    CHECK(store.kv[StateKey(*rs, "quiet-flag", "true")] == b);
+    CHECK(groups.at(StateKey(*rs, "quiet-flag", "true")) == b);
+    // Its pack (format 3): the format, the number of groups, then each group's key and value.
+    std::string pack;
+    ByteWriter pw(&pack);
+    pw.U8(3);
+    pw.Var(1);
+    pw.Str("true");
+    pw.Str(b);
+    CHECK(store.kv[PackKey(*rs, "quiet-flag", 1, 0, 0)] == pack);
   }
 
   // Restored, the groups write the same bytes again.
@@ -1069,7 +1130,7 @@ TEST_CASE("engine: a stateless rule without `for` makes its group when `when` fi
   Store store;
   e.TakeAll(&d);
   store.Apply(d);
-  CHECK(store.kv.count(StateKey(*rs, "hot", "z1/7")) == 1);
+  CHECK(Groups(store.kv).count(StateKey(*rs, "hot", "z1/7")) == 1);
   Engine e2(rs, Opts(&tz));
   Collect after;
   for (const auto& [k, v] : store.kv) CHECK(e2.Restore(k, v));

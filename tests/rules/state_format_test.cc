@@ -11,6 +11,7 @@
 #include <set>
 
 #include "rules/engine.h"
+#include "tests/rules/state_support.h"
 #include "tests/rules/test_support.h"
 
 using namespace vigie::rules;
@@ -62,8 +63,6 @@ std::vector<Event> Later() {
 constexpr int64_t kLast = kT0 + 31 * kSec;  // the fixture's last event
 constexpr int64_t kEnd = kT0 + 2 * 3600 * kSec;
 
-using KV = std::map<std::string, std::string>;
-
 std::string FromHex(const std::string& hex) {
   std::string out;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
@@ -112,6 +111,7 @@ std::vector<std::string> Rest(Engine& e) {
 }
 
 bool IsFormat2Key(const std::string& k) { return k.size() > 2 && k[2] == '\x02'; }
+bool IsFormat1Key(const std::string& k) { return !IsFormat2Key(k) && !IsPackKey(k); }
 
 }  // namespace
 
@@ -133,17 +133,18 @@ TEST_CASE("state format: a format 1 checkpoint restores to the groups an uninter
   up.FinishRestore(kLast, at_start);
   CHECK(at_start.outs.empty());  // nothing was due, and active groups do not fire again
 
-  // The next checkpoint holds every group in format 2, byte for byte what the uninterrupted
-  // engine writes, and deletes the format 1 keys.
+  // The next checkpoint holds every group in packs (format 3), each group byte for byte what
+  // the uninterrupted engine writes, and deletes the format 1 keys.
   StateDelta want, got;
   fresh.TakeAll(&want);
   up.TakeAll(&got);
   KV want_kv, got_kv = old;
   Apply(want, &want_kv);
   Apply(got, &got_kv);
-  CHECK(got_kv == want_kv);
+  CHECK(Groups(got_kv) == Groups(want_kv));
+  CHECK(Groups(got_kv).size() == 9);
   CHECK(std::set<std::string>(got.deletes.begin(), got.deletes.end()).size() == 9);
-  for (const auto& [k, v] : got_kv) CHECK(IsFormat2Key(k));
+  for (const auto& [k, v] : got_kv) CHECK(IsPackKey(k));
   // Format 2 is smaller: the fixture's groups took this many bytes in format 1.
   size_t old_bytes = 0, new_bytes = 0;
   for (const auto& [k, v] : old) old_bytes += k.size() + v.size();
@@ -157,7 +158,7 @@ TEST_CASE("state format: a format 1 checkpoint restores to the groups an uninter
   // A later checkpoint deletes nothing more of format 1.
   StateDelta later;
   up.TakeDirty(&later);
-  for (const auto& k : later.deletes) CHECK(IsFormat2Key(k));
+  for (const auto& k : later.deletes) CHECK_FALSE(IsFormat1Key(k));
 }
 
 TEST_CASE("state format: in slices, format 1 keys go with the round's last slice; a crash in "
@@ -175,30 +176,48 @@ TEST_CASE("state format: in slices, format 1 keys go with the round's last slice
     slices.emplace_back();
     done = up.TakeDirtySlice(&slices.back(), 2);
   }
-  REQUIRE(slices.size() == 5);  // 9 groups, 2 a slice
+  REQUIRE(slices.size() >= 4);  // 9 groups in packs of one rule each, 2 groups a slice
+  size_t in_packs = 0;
   for (size_t i = 0; i + 1 < slices.size(); ++i) {
     INFO("slice " << i);
-    for (const auto& k : slices[i].deletes) CHECK(IsFormat2Key(k));
+    for (const auto& k : slices[i].deletes) CHECK_FALSE(IsFormat1Key(k));
+    in_packs += GroupsPut(slices[i]).size();
   }
+  in_packs += GroupsPut(slices.back()).size();
+  CHECK(in_packs == 9);
   CHECK(slices.back().deletes.size() == 9);
 
-  // Killed after the first three slices were written: the store has both forms of six groups.
+  // Killed after the first three slices were written: the store has both forms of their groups.
   KV crashed = old;
-  for (size_t i = 0; i < 3; ++i) Apply(slices[i], &crashed);
-  size_t both = 0;
-  for (const auto& [k, v] : crashed) both += IsFormat2Key(k);
-  CHECK(both == 6);
+  size_t written = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    Apply(slices[i], &crashed);
+    written += GroupsPut(slices[i]).size();
+  }
+  CHECK(written >= 3);
+  CHECK(written < 9);
+  size_t packed = 0, format1 = 0;
+  for (const auto& [k, v] : Groups(crashed)) {
+    packed += IsFormat2Key(k) ? 1 : 0;  // a packed group, under its own key
+    format1 += IsFormat1Key(k) ? 1 : 0;
+  }
+  CHECK(packed == written);
+  CHECK(format1 == 9);
   Engine again(rs, Opts(&tz));
   size_t restored = 0;
-  for (const auto& [k, v] : crashed) restored += again.Restore(k, v);  // format 2 keys come first
-  CHECK(restored == 9);
+  size_t packs = 0;
+  for (const auto& [k, v] : crashed) {
+    restored += again.Restore(k, v);  // packs come first
+    packs += IsPackKey(k);
+  }
+  CHECK(restored == packs + (9 - written));
   CHECK(again.group_count() == 9);
   again.FinishRestore(kLast, none);
   StateDelta d;
   again.TakeAll(&d);
   Apply(d, &crashed);
-  CHECK(crashed.size() == 9);
-  for (const auto& [k, v] : crashed) CHECK(IsFormat2Key(k));
+  CHECK(Groups(crashed).size() == 9);
+  for (const auto& [k, v] : crashed) CHECK(IsPackKey(k));
 
   Engine fresh(rs, Opts(&tz));
   for (const Event& ev : Events()) fresh.Process(ev, ev.ts_ms, none);
