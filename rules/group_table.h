@@ -43,7 +43,7 @@ class GroupTable {
   }
 
   // The element with this key (hash = its FNV-1a, as the caller computed it), or nullptr.
-  T* Find(uint64_t hash, std::string_view key) const {
+  [[gnu::always_inline]] T* Find(uint64_t hash, std::string_view key) const {
     if (slots_.empty()) return nullptr;
     for (size_t i = Home(hash);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
