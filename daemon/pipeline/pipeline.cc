@@ -126,12 +126,13 @@ bool Pipeline::Restore(StateStore& store, std::string* error) {
   if (!foreign.empty()) {
     std::vector<rules::StateDelta> all(shards_.size() + 1);
     for (size_t i = 0; i < shards_.size(); ++i) shards_[i]->TakeAll(&all[i]);
-    relaid_packs_ = foreign.size();
+    const size_t n = foreign.size();
     all.back().deletes = std::move(foreign);
     if (!store.WriteAll(all.data(), all.size(), &err)) {
       if (error) *error = "rewriting state for " + std::to_string(shards_.size()) + " shards: " + err;
       return false;
     }
+    relaid_packs_ = n;
   }
   return true;
 }

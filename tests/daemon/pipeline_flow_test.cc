@@ -130,10 +130,20 @@ class FakeEngine final : public ShardEngine {
     d->puts.push_back({"g/" + std::to_string(index_) + "/all", std::to_string(devices_.size())});
   }
   bool Restore(std::string_view key, std::string_view value) override {
+    // "g/x/...": an entry every shard takes from (a pack of another shard count), that shard 0
+    // names for the full rewrite.
+    if (key.substr(0, 4) == "g/x/") {
+      if (index_ == 0) foreign_.emplace_back(key);
+      return true;
+    }
     const std::string mine = "g/" + std::to_string(index_) + "/";
     if (key.substr(0, mine.size()) != mine) return false;
     Log("restore " + std::string(key) + "=" + std::string(value));
     return true;
+  }
+  void TakeForeignKeys(std::vector<std::string>* keys) override {
+    for (auto& k : foreign_) keys->push_back(std::move(k));
+    foreign_.clear();
   }
   void FinishRestore(int64_t now_ms, rules::OutputSink& out) override {
     now_ = now_ms;
@@ -157,6 +167,7 @@ class FakeEngine final : public ShardEngine {
   World* w_;
   int64_t now_ = INT64_MIN / 2;
   int version_ = 0;
+  std::vector<std::string> foreign_;  // control thread (Restore, TakeForeignKeys) only
   std::multiset<int64_t> timers_;
   std::set<std::string> devices_;
   std::string name_ = "fake";
@@ -584,6 +595,31 @@ TEST_CASE("pipeline: an output waits for a seq while the allocator fails, none i
   }
   CHECK(f.pipeline->dispatcher().stats().seq_failures.load() == 3);
   CHECK(f.pipeline->dispatcher().stats().dropped.load() == 0);
+}
+
+TEST_CASE("pipeline: entries of another shard count are replaced by every shard's full "
+          "checkpoint, in one write, before the shards start", "[pipeline]") {
+  MemStateStore mem;
+  FaultyStateStore store(&mem);
+  std::string err;
+  REQUIRE(mem.Put("g/x/old-pack", "p", false, &err));
+  REQUIRE(mem.Put("g/1/b", "2", false, &err));
+  {
+    // The write fails: Restore fails, saying why, and the old entries stay.
+    Fixture f(Opts(2), /*now_ms=*/50000);
+    store.fail_writes = true;
+    CHECK_FALSE(f.pipeline->Restore(store, &err));
+    CHECK(err.find("rewriting state for 2 shards: ") == 0);
+    CHECK(f.pipeline->relaid_packs() == 0);
+    CHECK(mem.Dump() == "g/1/b=2\ng/x/old-pack=p\n");
+  }
+  store.fail_writes = false;
+  Fixture f(Opts(2), /*now_ms=*/50000);
+  REQUIRE(f.pipeline->Restore(store, &err));
+  CHECK(f.pipeline->restored_entries() == 2);  // g/x by both shards, g/1/b by shard 1
+  CHECK(f.pipeline->relaid_packs() == 1);
+  // Both shards' TakeAll, and the old entry gone.
+  CHECK(mem.Dump() == "g/0/all=0\ng/1/all=0\ng/1/b=2\n");
 }
 
 TEST_CASE("pipeline: restore feeds each shard its entries; checkpoints periodic and final",

@@ -20,15 +20,8 @@ namespace {
 
 // The durable store, as the state layer would apply a StateDelta.
 struct Store {
-  std::map<std::string, std::string> kv;
-  void Apply(const StateDelta& d) {
-    for (const auto& p : d.delete_prefixes) {
-      for (auto it = kv.lower_bound(p); it != kv.end() && it->first.compare(0, p.size(), p) == 0;)
-        it = kv.erase(it);
-    }
-    for (const auto& k : d.deletes) kv.erase(k);
-    for (const auto& [k, v] : d.puts) kv[std::string(k)] = v;
-  }
+  KV kv;
+  void Apply(const StateDelta& d) { testing::Apply(d, &kv); }
 };
 
 EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1) {

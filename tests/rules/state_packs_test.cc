@@ -19,15 +19,6 @@ using namespace vigie::rules::testing;
 
 namespace {
 
-void Apply(const StateDelta& d, KV* kv) {
-  for (const auto& p : d.delete_prefixes) {
-    for (auto it = kv->lower_bound(p); it != kv->end() && it->first.compare(0, p.size(), p) == 0;)
-      it = kv->erase(it);
-  }
-  for (const auto& k : d.deletes) kv->erase(k);
-  for (const auto& [k, v] : d.puts) (*kv)[std::string(k)] = v;
-}
-
 EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1, int64_t evict_ms = 0) {
   EngineOptions o;
   o.tz = tz;

@@ -69,6 +69,16 @@ bool ForEachPacked(std::string_view key, std::string_view value, Fn fn) {
 
 using KV = std::map<std::string, std::string>;
 
+// What the state layer does with a delta: prefix deletes, then deletes, then puts.
+inline void Apply(const StateDelta& d, KV* kv) {
+  for (const auto& p : d.delete_prefixes) {
+    for (auto it = kv->lower_bound(p); it != kv->end() && it->first.compare(0, p.size(), p) == 0;)
+      it = kv->erase(it);
+  }
+  for (const auto& k : d.deletes) kv->erase(k);
+  for (const auto& [k, v] : d.puts) (*kv)[std::string(k)] = v;
+}
+
 // The store group by group, under each group's own key: a group's own key wins over its copy
 // in a pack (it is the newer one).
 inline KV Groups(const KV& store) {
