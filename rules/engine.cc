@@ -1463,9 +1463,11 @@ struct Engine::Impl {
     return bs[b];
   }
 
-  // The largest bucket index a pack key may carry (2^20 packs of 32: 33 million groups of one
-  // rule on one shard); a damaged key cannot make the engine allocate more than that.
-  static constexpr uint32_t kMaxBucket = 1u << 20;
+  // The largest bucket index a pack key may carry: 2^18 packs of 32 are 8 million groups of one
+  // rule on one shard, several times what fits in memory (about 560 bytes a group). A damaged
+  // key cannot make the engine allocate more than 2^18 empty buckets (about 23 MiB); its pack is
+  // dropped and deleted instead.
+  static constexpr uint32_t kMaxBucket = 1u << 18;
 
   // A format 3 key. This shard's packs (same shard count, same index) come back as they were;
   // packs of another shard count give each shard the groups that now hash to it, and are
@@ -1597,8 +1599,12 @@ struct Engine::Impl {
         else zombies.push_back(raw);
       }
     }
-    // The heap refers to groups by pointer: rebuild it (reloads are rare).
-    while (!heap.empty()) heap.pop();
+    // The heap refers to groups by pointer: rebuild it (reloads are rare). An evicted group that
+    // only stale entries kept alive goes with them.
+    while (!heap.empty()) {
+      if (heap.top().g->zombie) zombies.push_back(heap.top().g);
+      heap.pop();
+    }
     for (Group* z : zombies) z->heap_refs = 0;
     rt = std::move(nrt);
     rs = std::move(next);

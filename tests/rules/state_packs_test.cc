@@ -354,3 +354,31 @@ TEST_CASE("state packs: rounds that copy unchanged groups from the last write st
   CHECK(a.size() > 100);
   CHECK(a == b);
 }
+
+TEST_CASE("state packs: a pack number beyond what memory could hold is refused as damage",
+          "[engine][state][packs]") {
+  auto rs = MustCompile(kRules);
+  FixedOffsetZone tz(0);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  e.Process(Status(kT0, "a", "fault"), kT0, sink);
+  StateDelta d;
+  e.TakeAll(&d);
+  REQUIRE(d.puts.size() == 1);
+  const std::string value(d.puts[0].second);
+  // 2^18 - 1 is the last pack number taken; 2^18 would make the engine allocate 2^18 packs.
+  const std::string ok = PackKey(*rs, "fault", 1, 0, (1u << 18) - 1);
+  const std::string bad = PackKey(*rs, "fault", 1, 0, 1u << 18);
+  Engine bad_engine(rs, Opts(&tz));
+  CHECK_FALSE(bad_engine.Restore(bad, value));
+  Collect none;
+  bad_engine.FinishRestore(kT0, none);
+  CHECK(bad_engine.group_count() == 0);
+  StateDelta dd;
+  bad_engine.TakeDirty(&dd);
+  CHECK(dd.deletes == std::vector<std::string>{bad});
+  Engine ok_engine(rs, Opts(&tz));
+  CHECK(ok_engine.Restore(ok, value));
+  ok_engine.FinishRestore(kT0, none);
+  CHECK(ok_engine.group_count() == 1);
+}
