@@ -46,6 +46,8 @@ uint64_t RouteMask(const RuleSet& rs, const Event& ev, int shard_count) {
   thread_local std::vector<uint32_t> matched;
   thread_local std::string key;
   thread_local std::vector<uint8_t> seen;
+  // By name, not by field number (rules/fields.h): the source has just decoded the event, so
+  // its fields are in cache and the few reads here cost less than numbering every field.
   rs.Match(ev, &matched);
   if (matched.empty()) return 0;
   if (shard_count <= 1) return 1;
@@ -333,6 +335,7 @@ struct Engine::Impl {
   std::vector<Value> aggs;
   std::vector<Value> args;
   EvalScratch scratch;
+  EventFields evf;  // the event ProcessEvent runs, by field number; bound to rs->fields
 
   Impl(std::shared_ptr<const RuleSet> r, const EngineOptions& o) : rs(std::move(r)), opts(o) {
     rt.resize(rs->rules.size());
@@ -341,6 +344,7 @@ struct Engine::Impl {
     cands.reserve(rs->rules.size());
     stats = MakeStats(rs, nullptr);
     MakePrefixes();
+    evf.Bind(&rs->fields);
   }
 
   static std::shared_ptr<StatsView> MakeStats(const std::shared_ptr<const RuleSet>& rules,
@@ -520,6 +524,7 @@ struct Engine::Impl {
                    EvalContext* ctx) {
     const Rule& r = rs->rules[rule];
     ctx->event = ev;
+    ctx->fields = evf.Holds(ev) ? &evf : nullptr;  // a timer's kept event: by name
     ctx->groups = gview.data();
     ctx->now_ms = T;
     ctx->tz = opts.tz;
@@ -787,12 +792,13 @@ struct Engine::Impl {
     return g;
   }
 
-  // The key of group_by list `gs` for the current event, built on first use.
-  const GroupsetKey& KeyFor(int gs, const Event& ev) {
+  // The key of group_by list `gs` for the current event (evf), built on first use.
+  const GroupsetKey& KeyFor(int gs) {
     GroupsetKey& k = gskeys[static_cast<size_t>(gs)];
     if (k.epoch == epoch) return k;
     k.epoch = epoch;
-    k.ok = BuildGroupKey(rs->groupsets[static_cast<size_t>(gs)], ev, &k.key, &k.vals);
+    k.ok = BuildGroupKey(rs->groupsets[static_cast<size_t>(gs)],
+                         rs->groupset_fields[static_cast<size_t>(gs)], evf, &k.key, &k.vals);
     if (!k.ok) return k;
     k.hash = Fnv1a(k.key);
     k.mine = opts.shard_count <= 1 ||
@@ -803,10 +809,12 @@ struct Engine::Impl {
   void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
     // By kind and the rules' leading where tests (rules/index.h): rule << 1 | 1 when the event
     // was found under the test's constants, which then need not be compared again.
-    rs->MatchTagged(ev, &matched);
+    evf.Load(ev);  // its fields by number, for every read below (rules/fields.h)
+    rs->MatchTagged(evf, &matched);
     ++epoch;
     EvalContext ctx;
     ctx.event = &ev;
+    ctx.fields = &evf;
     ctx.now_ms = T;
     ctx.tz = opts.tz;
     ctx.location = opts.location;
@@ -831,7 +839,7 @@ struct Engine::Impl {
       // copied to several shards (rules grouping by different fields) thus has each rule's
       // `where` evaluated, and its errors counted, exactly once. The key is built once per
       // group_by list and event.
-      const GroupsetKey& gk = KeyFor(h.groupset, ev);
+      const GroupsetKey& gk = KeyFor(h.groupset);
       if (gk.ok ? !gk.mine : opts.shard_index != 0) continue;
       if (const ExprCode* where = h.WhereFor(m & 1)) {
         scratch.Reset();
@@ -933,6 +941,7 @@ struct Engine::Impl {
       }
       Schedule(g);
     }
+    evf.Release();
   }
 
   static void CopyEvent(const Event& src, Event* dst) {
@@ -1609,6 +1618,7 @@ struct Engine::Impl {
     rt = std::move(nrt);
     rs = std::move(next);
     MakePrefixes();
+    evf.Bind(&rs->fields);
     gskeys.assign(rs->groupsets.size(), GroupsetKey{});
     matched.reserve(rs->rules.size());
     cands.reserve(rs->rules.size());

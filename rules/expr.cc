@@ -1156,6 +1156,7 @@ class Parser {
     if (scope_.event_fields) {
       auto* e = new Expr;
       e->op = Op::kEventField;
+      e->index = kNoField;  // numbered by BindEventFields when its RuleSet is built
       e->text = name;
       e->reads_event = true;
       return ExprPtr(e);
@@ -1380,6 +1381,13 @@ void BuildCode(Expr* root) {
 
 }  // namespace
 
+void BindEventFields(const Expr& root, FieldNames* names) {
+  // The code is the root's own and the RuleSet is still being built (RuleSet::Finish): no
+  // reader sees it yet.
+  for (ExprCode& c : const_cast<Expr&>(root).code)
+    if (c.op == Op::kEventField) c.index = names->Intern(c.constant.str);
+}
+
 ExprPtr CompileExpr(std::string_view text, const CompileEnv& env, std::vector<Diag>* errors) {
   std::vector<Diag> local;
   std::vector<Diag>* diags = errors ? errors : &local;
@@ -1401,7 +1409,9 @@ namespace {
 
 Value Lookup(const ExprCode& e, const EvalContext& ctx) {
   switch (e.op) {
-    case Op::kEventField: return ctx.event ? ctx.event->Get(e.constant.str) : Value::Missing();
+    case Op::kEventField:
+      if (ctx.fields) return ctx.fields->Get(e.index, e.constant.str);
+      return ctx.event ? ctx.event->Get(e.constant.str) : Value::Missing();
     case Op::kLetRef: return ctx.lets ? ctx.lets[e.index] : Value::Missing();
     case Op::kGroupRef: return ctx.groups ? ctx.groups[e.index] : Value::Missing();
     case Op::kAggRef: return ctx.aggs ? ctx.aggs[e.index] : Value::Missing();

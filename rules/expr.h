@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rules/event.h"
+#include "rules/fields.h"
 #include "rules/timezone.h"
 #include "rules/value.h"
 
@@ -115,6 +116,9 @@ class EvalScratch {
 
 struct EvalContext {
   const Event* event = nullptr;  // triggering event; null when a timer triggered the evaluation
+  // The same event's fields by number (rules/fields.h), loaded for `event` and bound to the
+  // FieldNames the expressions were numbered from (BindEventFields); null: fields by name.
+  const EventFields* fields = nullptr;
   const Value* lets = nullptr;   // let values, indexed as CompileEnv::lets
   const Value* groups = nullptr; // group field values, indexed as CompileEnv::group_fields
   const Value* aggs = nullptr;   // aggregate slot results, indexed as the AggSlot vector
@@ -126,6 +130,10 @@ struct EvalContext {
 };
 
 Value Eval(const Expr& e, EvalContext& ctx);
+// Numbers the event fields `root` reads from *names (interning new ones), so that evaluations
+// with an EvalContext::fields bound to *names read them by number. Only while the RuleSet that
+// owns `root` is built (RuleSet::Finish): it changes the expression's code in place.
+void BindEventFields(const Expr& root, FieldNames* names);
 // A condition: true only for the boolean true. A non-boolean non-missing value sets
 // kErrNotBoolean; a missing value gives false.
 bool EvalCondition(const Expr& e, EvalContext& ctx);

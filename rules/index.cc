@@ -58,7 +58,7 @@ void RuleIndex::Add(Bucket* b, uint32_t rule, const Key& key) {
     if (!has[t]) f->not_of_type[t].push_back(rule);
 }
 
-void RuleIndex::Build(const std::vector<Rule>& rules) {
+void RuleIndex::Build(const std::vector<Rule>& rules, FieldNames* names) {
   keys_.assign(rules.size(), Key{});
   exact_.clear();
   prefix_.clear();
@@ -86,8 +86,9 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
         if (prefix == p) Add(&bucket, i, key);
     }
   }
-  auto freeze = [](Bucket& b) {
+  auto freeze = [names](Bucket& b) {
     for (FieldIndex& f : b.fields) {
+      f.id = names ? names->Intern(f.name) : kNoField;
       f.strings.Freeze();
       f.numbers.Freeze();
     }
@@ -100,7 +101,8 @@ void RuleIndex::Build(const std::vector<Rule>& rules) {
   }
 }
 
-void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists) {
+void RuleIndex::Collect(const Bucket& b, const EventFields& ev, std::vector<uint32_t>* out,
+                        int* lists) {
   // Entries are rule << 1 | 1 when the rule's leading test is known to hold (found under one of
   // its constants), rule << 1 otherwise.
   auto append = [&](const auto& v, uint32_t hit) {
@@ -110,7 +112,7 @@ void RuleIndex::Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>*
   };
   append(b.always, 0);
   for (const FieldIndex& f : b.fields) {
-    const Value v = ev.Get(f.name);
+    const Value v = ev.Get(f.id, f.name);
     if (v.missing()) {  // the test records missing_field: evaluate
       append(f.all, 0);
       continue;
@@ -155,13 +157,20 @@ const RuleIndex::Bucket* RuleIndex::FindExact(std::string_view kind) const {
 }
 
 void RuleIndex::MatchTagged(const Event& ev, std::vector<uint32_t>* out) const {
+  EventFields by_name;  // unbound: reads by name; allocates nothing
+  by_name.Load(ev);
+  MatchTagged(by_name, out);
+}
+
+void RuleIndex::MatchTagged(const EventFields& fields, std::vector<uint32_t>* out) const {
+  const Event& ev = fields.event();
   out->clear();
   int lists = 0;
   if (const Bucket* b = FindExact(ev.kind)) {
-    Collect(*b, ev, out, &lists);
+    Collect(*b, fields, out, &lists);
   } else {
     for (const auto& [prefix, bucket] : prefix_)
-      if (ev.kind.starts_with(prefix)) Collect(bucket, ev, out, &lists);
+      if (ev.kind.starts_with(prefix)) Collect(bucket, fields, out, &lists);
   }
   // A rule comes at most once per bucket; in several prefix buckets it has the same test and
   // so the same tag, and unique() keeps one.

@@ -22,6 +22,7 @@
 
 #include "rules/const_table.h"
 #include "rules/event.h"
+#include "rules/fields.h"
 #include "rules/value.h"
 
 namespace vigie::rules {
@@ -44,7 +45,8 @@ class RuleIndex {
   RuleIndex(RuleIndex&&) noexcept = default;
   RuleIndex& operator=(RuleIndex&&) noexcept = default;
 
-  void Build(const std::vector<Rule>& rules);
+  // `names` (optional): the tested fields are numbered from it, for MatchTagged(EventFields).
+  void Build(const std::vector<Rule>& rules, FieldNames* names = nullptr);
 
   // The rule indexes (ascending, no duplicates) that `ev` may match, into *out (cleared first).
   // No allocation once *out has the capacity (at most the rule count).
@@ -53,6 +55,8 @@ class RuleIndex {
   // the rule's constants, so that its leading test holds with no error and the engine may
   // evaluate only the rest of `where` (ResidualAfterLeadingTest in expr.h). Ascending.
   void MatchTagged(const Event& ev, std::vector<uint32_t>* out) const;
+  // The same, reading the tested fields by number (`ev` bound to the FieldNames given to Build).
+  void MatchTagged(const EventFields& ev, std::vector<uint32_t>* out) const;
 
   const Key& key(uint32_t rule) const { return keys_[rule]; }
 
@@ -67,6 +71,7 @@ class RuleIndex {
   // The rules of one kind bucket filed under one field.
   struct FieldIndex {
     std::string name;
+    uint32_t id = kNoField;  // its number in the FieldNames given to Build
     std::vector<uint32_t> all;             // every rule of this field: candidates if it is missing
     std::vector<uint32_t> not_of_type[4];  // by Type: rules with no constant of that type
     ConstTable strings;  // by the text of a string constant
@@ -80,7 +85,8 @@ class RuleIndex {
   };
 
   static void Add(Bucket* b, uint32_t rule, const Key& key);
-  static void Collect(const Bucket& b, const Event& ev, std::vector<uint32_t>* out, int* lists);
+  static void Collect(const Bucket& b, const EventFields& ev, std::vector<uint32_t>* out,
+                      int* lists);
 
   std::vector<Key> keys_;
   // One bucket per exact kind of any rule, holding also the prefix rules that match that kind.

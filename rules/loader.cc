@@ -30,18 +30,33 @@ uint64_t Fnv1a(std::string_view s, uint64_t h) {
   return h;
 }
 
-bool BuildGroupKey(const std::vector<std::string>& group_by, const Event& ev, std::string* key,
-                   std::vector<Value>* values) {
+namespace {
+
+template <typename GetField>
+bool BuildKey(size_t n, GetField get, std::string* key, std::vector<Value>* values) {
   key->clear();
   if (values) values->clear();
-  for (size_t i = 0; i < group_by.size(); ++i) {
-    Value v = ev.Get(group_by[i]);
+  for (size_t i = 0; i < n; ++i) {
+    Value v = get(i);
     if (v.missing()) return false;
     if (i) key->push_back('/');
     AppendText(key, v);
     if (values) values->push_back(v);
   }
   return true;
+}
+
+}  // namespace
+
+bool BuildGroupKey(const std::vector<std::string>& group_by, const Event& ev, std::string* key,
+                   std::vector<Value>* values) {
+  return BuildKey(group_by.size(), [&](size_t i) { return ev.Get(group_by[i]); }, key, values);
+}
+
+bool BuildGroupKey(const std::vector<std::string>& group_by, const std::vector<uint32_t>& ids,
+                   const EventFields& ev, std::string* key, std::vector<Value>* values) {
+  return BuildKey(group_by.size(), [&](size_t i) { return ev.Get(ids[i], group_by[i]); }, key,
+                  values);
 }
 
 void RuleSet::Match(std::string_view kind, std::vector<uint32_t>* out) const {
@@ -71,6 +86,8 @@ void RuleSet::Finish() {
   by_prefix.clear();
   by_name.clear();
   groupsets.clear();
+  groupset_fields.clear();
+  fields = FieldNames();
   for (uint32_t i = 0; i < rules.size(); ++i) {
     Rule& r = rules[i];
     by_name[r.info.name] = static_cast<int>(i);
@@ -88,8 +105,17 @@ void RuleSet::Finish() {
     } else {
       r.groupset = static_cast<int>(gs - groupsets.begin());
     }
+    for (const ExprPtr* e : {&r.where, &r.where_rest, &r.when, &r.clear_when})
+      if (*e) BindEventFields(**e, &fields);
+    for (const ExprPtr& e : r.lets) BindEventFields(*e, &fields);
+    for (const AggSlot& a : r.aggs)
+      if (a.arg) BindEventFields(*a.arg, &fields);
   }
-  index.Build(rules);
+  for (const auto& gs : groupsets) {
+    auto& ids = groupset_fields.emplace_back();
+    for (const std::string& name : gs) ids.push_back(fields.Intern(name));
+  }
+  index.Build(rules, &fields);
 }
 
 size_t RuleCount(const RuleSet& rs) { return rs.rules.size(); }

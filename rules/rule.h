@@ -86,6 +86,10 @@ class RuleSet {
   std::vector<Rule> rules;
   size_t file_count = 0;
   std::vector<std::vector<std::string>> groupsets;  // distinct group_by lists
+  std::vector<std::vector<uint32_t>> groupset_fields;  // the same, as numbers from `fields`
+  // The event field names the rules read (group_by, the index's tests, expressions), numbered
+  // by Finish(): what EventFields is bound to.
+  FieldNames fields;
 
   // The rules to evaluate for `ev`: rule indexes, ascending, into *out (cleared first). A
   // superset of the rules whose `on` and `where` match `ev`, and of those whose `where` records an
@@ -95,6 +99,10 @@ class RuleSet {
   void Match(const Event& ev, std::vector<uint32_t>* out) const { index.Match(ev, out); }
   // As Match, each entry rule << 1 | 1 when its leading test is known to hold (RuleIndex).
   void MatchTagged(const Event& ev, std::vector<uint32_t>* out) const {
+    index.MatchTagged(ev, out);
+  }
+  // The same, reading fields by number: `ev` loaded and bound to `fields`.
+  void MatchTagged(const EventFields& ev, std::vector<uint32_t>* out) const {
     index.MatchTagged(ev, out);
   }
   // Every rule whose `on` matches `kind`, whatever `where` says (ascending, into *out).
@@ -120,5 +128,9 @@ uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull);
 // lacks a group_by field. `values` (optional) receives the values.
 bool BuildGroupKey(const std::vector<std::string>& group_by, const Event& ev, std::string* key,
                    std::vector<Value>* values);
+// The same, reading the fields by number (`ids` parallel to group_by, from the FieldNames `ev`
+// is bound to).
+bool BuildGroupKey(const std::vector<std::string>& group_by, const std::vector<uint32_t>& ids,
+                   const EventFields& ev, std::string* key, std::vector<Value>* values);
 
 }  // namespace vigie::rules

@@ -383,7 +383,8 @@ TEST_CASE("index: Match(ev) holds every rule whose where is true or records an e
   CHECK(skipped > checked / 50);
 }
 
-TEST_CASE("index: a rule tagged known evaluates the rest of where to the same result and errors",
+TEST_CASE("index: a rule tagged known evaluates the rest of where to the same result and errors; "
+          "by field number as by name",
           "[index][property]") {
   int known = 0, with_rest = 0;
   for (uint64_t seed = 1; seed <= 60; ++seed) {
@@ -392,11 +393,16 @@ TEST_CASE("index: a rule tagged known evaluates the rest of where to the same re
     INFO(y);
     auto rs = MustCompile(y);
     EvalScratch scratch;
-    Ids tagged, plain;
+    Ids tagged, plain, by_number;
+    EventFields fields;  // what the engine reads through: fields by the numbers of rs->fields
+    fields.Bind(&rs->fields);
     for (int e = 0; e < 200; ++e) {
       const Event ev = g.MakeEv();
       rs->MatchTagged(ev, &tagged);
       rs->Match(ev, &plain);
+      fields.Load(ev);
+      rs->MatchTagged(fields, &by_number);
+      CHECK(by_number == tagged);
       REQUIRE(tagged.size() == plain.size());
       for (size_t j = 0; j < tagged.size(); ++j) {
         const uint32_t i = tagged[j] >> 1;
@@ -416,6 +422,12 @@ TEST_CASE("index: a rule tagged known evaluates the rest of where to the same re
                       << (r.where_rest ? ExprCanonical(*r.where_rest) : "(none)"));
         CHECK(w == p);
         CHECK(whole.errors == rest.errors);
+        EvalContext numbered;  // the same `where`, reading the event's fields by number
+        numbered.event = &ev;
+        numbered.fields = &fields;
+        numbered.scratch = &scratch;
+        CHECK(EvalCondition(*r.where, numbered) == w);
+        CHECK(numbered.errors == whole.errors);
       }
     }
   }
