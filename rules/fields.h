@@ -1,9 +1,9 @@
 #pragma once
 // Event fields by number. A RuleSet numbers the event field names its rules read when it loads
-// (FieldNames); the engine then looks each event's field names up once (EventFields::Load) and
-// every read after that — group keys, the index's leading tests, `where`, aggregate arguments —
-// is an array access by the number fixed at load, instead of a scan of the event's fields
-// comparing names (Event::Get), which the profile put at 10 % of the engine with 10 000 rules.
+// (FieldNames); the engine keeps, per event, where each numbered field is (EventFields), so that
+// of the reads of one field — group keys, the index's leading tests, `where`, aggregate
+// arguments, for every rule the event reaches — only the first scans the event's fields
+// comparing names (Event::Get, which the profile put at 10 % of the engine with 10 000 rules).
 //
 // Same answers as Event::Get: the first field of a name wins; "kind" and "ts" read the event's
 // kind and time unless the event has a field of that name. A name the rules never read has no
@@ -13,8 +13,10 @@
 // an EventFields belongs to one thread.
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "rules/event.h"
@@ -28,19 +30,10 @@ class FieldNames {
  public:
   // The number of `name`, given on first use (0, 1, 2...). Load time only.
   uint32_t Intern(std::string_view name);
-  // The number of `name`, or kNoField if no rule reads it. No allocation, and no call for
-  // names of up to 8 bytes: a slot holds a name's first 8 bytes and its length.
+  // The number of `name`, or kNoField if no rule reads it.
   uint32_t Find(std::string_view name) const {
-    if (slots_.empty()) return kNoField;
-    const uint64_t head = Head(name);
-    const size_t mask = slots_.size() - 1;
-    for (size_t i = Mix(head, name.size()) & mask;; i = (i + 1) & mask) {
-      const Slot& s = slots_[i];
-      if (s.id == kNoField) return kNoField;
-      if (s.head == head && s.size == name.size() &&
-          (name.size() <= 8 || std::string_view(names_[s.id]) == name))
-        return s.id;
-    }
+    auto it = ids_.find(name);
+    return it == ids_.end() ? kNoField : it->second;
   }
   size_t size() const { return names_.size(); }
   std::string_view name(uint32_t id) const { return names_[id]; }
@@ -48,40 +41,26 @@ class FieldNames {
   uint32_t ts_id() const { return ts_id_; }
 
  private:
-  struct Slot {
-    uint64_t head = 0;  // the name's first 8 bytes (Head)
-    uint32_t size = 0;
-    uint32_t id = kNoField;
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  // The first 8 bytes of s as a number (little end first), zero-padded.
-  static uint64_t Head(std::string_view s) {
-    uint64_t h = 0;
-    if (s.size() >= 8) {
-      std::memcpy(&h, s.data(), 8);
-      return h;
-    }
-    for (size_t i = 0; i < s.size(); ++i) h |= uint64_t{static_cast<uint8_t>(s[i])} << (8 * i);
-    return h;
-  }
-  static size_t Mix(uint64_t head, size_t size) {
-    uint64_t h = (head ^ (size * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    return static_cast<size_t>(h ^ (h >> 29));
-  }
-  void Place(uint32_t id);
-  void Rehash(size_t capacity);
-
   std::vector<std::string> names_;
-  std::vector<Slot> slots_;  // open addressing, a power of two, at most half full
+  std::unordered_map<std::string, uint32_t, SvHash, std::equal_to<>> ids_;
   uint32_t kind_id_ = kNoField;
   uint32_t ts_id_ = kNoField;
 };
 
-// One event's fields by number, for the FieldNames it is bound to. Load() per event costs one
-// FieldNames::Find per field of the event; Get() is then two loads. Keeps a pointer to the event
-// given to Load(), which must outlive the reads.
+// One event's fields by number, for the FieldNames it is bound to: a cache of where each
+// numbered field is in the event, filled on first read. Load() per event is O(1); the first read
+// of a number scans the event's fields as Event::Get does, and every later read of it for the
+// same event is two loads. So an event costs one scan per distinct field its rules read, not one
+// per read (with 10 000 rules the same few fields are read dozens of times), and nothing for the
+// fields no rule reads. Keeps a pointer to the event given to Load(), which must outlive the
+// reads. One thread: Get() fills the cache (const for the readers, which only read).
 class EventFields {
  public:
-  // Numbers from `names` (null: none; every read goes by name). Sizes the table: call when the
+  // Numbers from `names` (null: none; every read goes by name). Sizes the cache: call when the
   // rules change, not per event.
   void Bind(const FieldNames* names);
   const FieldNames* names() const { return names_; }
@@ -93,17 +72,9 @@ class EventFields {
 
   void Load(const Event& ev) {
     ev_ = &ev;
-    if (names_ == nullptr) return;
-    if (++gen_ == 0) {  // wrapped: stamps from 2^32 events ago would look current
+    if (++gen_ == 0) {  // wrapped: entries from 2^32 events ago would look current
       for (Slot& s : slots_) s.gen = 0;
       gen_ = 1;
-    }
-    const uint32_t n = static_cast<uint32_t>(ev.fields.size());
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint32_t id = names_->Find(ev.fields[i].name);
-      if (id == kNoField) continue;
-      Slot& s = slots_[id];
-      if (s.gen != gen_) s = {gen_, i};  // the first field of a name wins, as in Event::Get
     }
   }
   const Event& event() const { return *ev_; }
@@ -112,25 +83,40 @@ class EventFields {
   // Forgets the event (its storage may be reused for another one after this).
   void Release() { ev_ = nullptr; }
 
-  // The field numbered `id` (from the bound FieldNames), or, for kNoField or when unbound,
-  // the field named `name`.
+  // The field numbered `id` (from the bound FieldNames) and named `name`; for kNoField or when
+  // unbound, the field named `name` (Event::Get).
   Value Get(uint32_t id, std::string_view name) const {
     if (id == kNoField || names_ == nullptr) return ev_->Get(name);
-    const Slot s = slots_[id];
-    if (s.gen == gen_) return ev_->fields[s.idx].value.view();
+    Slot& s = slots_[id];
+    if (s.gen != gen_) s = {gen_, Find(name)};
+    if (s.idx != kAbsent) return ev_->fields[s.idx].value.view();
     if (id == names_->kind_id()) return Value::String(ev_->kind);
     if (id == names_->ts_id()) return Value::Number(static_cast<double>(ev_->ts_ms));
     return Value::Missing();
   }
 
  private:
+  static constexpr uint32_t kAbsent = UINT32_MAX;
   struct Slot {
     uint32_t gen = 0;
-    uint32_t idx = 0;
+    uint32_t idx = kAbsent;  // the field's index in the event, or kAbsent
   };
+  // The index of the first field named `name`, as Event::Get finds it.
+  uint32_t Find(std::string_view name) const {
+    const size_t n = name.size();
+    const char c0 = n ? name[0] : '\0';
+    const uint32_t count = static_cast<uint32_t>(ev_->fields.size());
+    for (uint32_t i = 0; i < count; ++i) {
+      const std::string& fn = ev_->fields[i].name;
+      if (fn.size() != n) continue;
+      if (n == 0 || (fn[0] == c0 && std::memcmp(fn.data(), name.data(), n) == 0)) return i;
+    }
+    return kAbsent;
+  }
+
   const FieldNames* names_ = nullptr;
   const Event* ev_ = nullptr;
-  std::vector<Slot> slots_;
+  mutable std::vector<Slot> slots_;
   uint32_t gen_ = 0;
 };
 
