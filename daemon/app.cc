@@ -191,6 +191,37 @@ void Daemon::Collect(MetricsWriter& w) const {
           static_cast<double>(restored_groups_));
   if (store_) w.Gauge("vigie_state_store_bytes", "Approximate size of the state store on disk.", {},
                       static_cast<double>(store_->ApproximateBytes()));
+  if (store_) {
+    // RocksDB holds checkpoint writes back when its flushes and compactions fall behind: first
+    // slowed, then stopped. What the checkpointer then waits is in
+    // vigie_checkpoint_duration_seconds; these say why, and how close the next stall is.
+    const StateStore::WriteHealth h = store_->write_health();
+    if (h.known) {
+      w.Counter("vigie_state_write_stall_seconds_total",
+                "Time checkpoint writes were held back by the state store (slowed or stopped).", {},
+                static_cast<double>(h.stall_micros) * 1e-6);
+      for (int c = 0; c < StateStore::WriteHealth::kCauses; ++c) {
+        const char* cause = StateStore::WriteHealth::CauseName(c);
+        w.Counter("vigie_state_write_stalls_total",
+                  "Times the state store began holding writes back, by kind and cause.",
+                  {{"kind", "slowdown"}, {"cause", cause}}, static_cast<double>(h.slowdowns[c]));
+        w.Counter("vigie_state_write_stalls_total",
+                  "Times the state store began holding writes back, by kind and cause.",
+                  {{"kind", "stop"}, {"cause", cause}}, static_cast<double>(h.stops[c]));
+      }
+      w.Gauge("vigie_state_write_stopped", "1 while the state store stops writes.", {},
+              h.stopped ? 1 : 0);
+      w.Gauge("vigie_state_write_delayed_rate_bytes",
+              "Bytes per second the state store holds writes to while it slows them; 0 when not.",
+              {}, static_cast<double>(h.delayed_rate));
+      w.Gauge("vigie_state_level0_files",
+              "Files in the state store's level 0 (too many slow writes down, then stop them).", {},
+              static_cast<double>(h.l0_files));
+      w.Gauge("vigie_state_pending_compaction_bytes",
+              "Bytes the state store's compactions are behind (too many slow writes down).", {},
+              static_cast<double>(h.pending_compaction_bytes));
+    }
+  }
   // Sources: received per source; rejected per reason, summed over sources.
   uint64_t rejected[static_cast<int>(plugins::RejectReason::kCount_)] = {};
   for (const auto& s : sources_) {

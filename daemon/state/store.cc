@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <sys/resource.h>
@@ -280,6 +282,45 @@ uint64_t RocksStateStore::ApproximateBytes() const {
   impl_->db->GetIntProperty("rocksdb.estimate-live-data-size", &live);
   impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
   return live + mem;
+}
+
+const char* StateStore::WriteHealth::CauseName(int c) {
+  static const char* const kNames[] = {"memtables", "level0", "compaction_debt"};
+  return c >= 0 && c < kCauses ? kNames[c] : "other";
+}
+
+StateStore::WriteHealth RocksStateStore::write_health() const {
+  rocksdb::DB* db = impl_->db.get();
+  WriteHealth h;
+  h.known = true;
+  auto number = [](const std::map<std::string, std::string>& m, const char* key) -> uint64_t {
+    auto it = m.find(key);
+    // Written by RocksDB as integers ("12"), some cumulative ones as "12.000000" in other
+    // versions: strtod reads both.
+    return it == m.end() ? 0 : static_cast<uint64_t>(std::strtod(it->second.c_str(), nullptr));
+  };
+  std::map<std::string, std::string> m;
+  if (db->GetMapProperty(rocksdb::DB::Properties::kDBStats, &m))
+    h.stall_micros = number(m, "db.user_write_stall_micros");
+  m.clear();
+  if (db->GetMapProperty(rocksdb::DB::Properties::kCFStats, &m)) {
+    h.slowdowns[WriteHealth::kMemtables] = number(m, "io_stalls.memtable_slowdown");
+    h.slowdowns[WriteHealth::kLevel0] = number(m, "io_stalls.level0_slowdown");
+    h.slowdowns[WriteHealth::kCompactionDebt] =
+        number(m, "io_stalls.slowdown_for_pending_compaction_bytes");
+    h.stops[WriteHealth::kMemtables] = number(m, "io_stalls.memtable_compaction");
+    h.stops[WriteHealth::kLevel0] = number(m, "io_stalls.level0_numfiles");
+    h.stops[WriteHealth::kCompactionDebt] = number(m, "io_stalls.stop_for_pending_compaction_bytes");
+  }
+  uint64_t v = 0;
+  if (db->GetIntProperty("rocksdb.is-write-stopped", &v)) h.stopped = v != 0;
+  if (db->GetIntProperty("rocksdb.actual-delayed-write-rate", &v)) h.delayed_rate = v;
+  std::string text;  // a string property: GetIntProperty does not know it
+  if (db->GetProperty("rocksdb.num-files-at-level0", &text))
+    h.l0_files = std::strtoull(text.c_str(), nullptr, 10);
+  if (db->GetIntProperty("rocksdb.estimate-pending-compaction-bytes", &v))
+    h.pending_compaction_bytes = v;
+  return h;
 }
 
 // ---------------------------------------------------------------- memory

@@ -40,6 +40,24 @@ class StateStore {
   virtual bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) = 0;
   // Approximate size of the stored data (vigie_state_bytes); 0 if unknown.
   virtual uint64_t ApproximateBytes() const { return 0; }
+
+  // Whether the store holds writes back, for /metrics. A store that cannot tell leaves known
+  // false (the metrics are then not exported).
+  struct WriteHealth {
+    bool known = false;
+    uint64_t stall_micros = 0;       // writes held back so far (slowed or stopped), cumulative
+    // Times writes began to be slowed / stopped, cumulative, by cause: too many memtables
+    // waiting for their flush, too many level-0 files, too much compaction debt.
+    enum Cause { kMemtables, kLevel0, kCompactionDebt, kCauses };
+    static const char* CauseName(int c);  // "memtables", "level0", "compaction_debt"
+    uint64_t slowdowns[kCauses] = {};
+    uint64_t stops[kCauses] = {};
+    bool stopped = false;            // writes are stopped now
+    uint64_t delayed_rate = 0;       // bytes/s writes are held to now; 0: not slowed
+    uint64_t l0_files = 0;           // files in level 0 (too many slows writes, then stops them)
+    uint64_t pending_compaction_bytes = 0;  // compaction debt (too much slows writes too)
+  };
+  virtual WriteHealth write_health() const { return {}; }
 };
 
 // The first key after every key that starts with `prefix` ("" if there is none: prefix is all
@@ -78,6 +96,10 @@ class RocksStateStore final : public StateStore {
   bool Get(std::string_view key, std::string* value, bool* found, std::string* error) override;
   bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) override;
   uint64_t ApproximateBytes() const override;
+  // From RocksDB's own statistics (db.user_write_stall_micros, the io_stalls counters,
+  // is-write-stopped, actual-delayed-write-rate, num-files-at-level0,
+  // estimate-pending-compaction-bytes).
+  WriteHealth write_health() const override;
 
  private:
   struct Impl;
@@ -126,6 +148,7 @@ class FaultyStateStore final : public StateStore {
   bool Get(std::string_view key, std::string* value, bool* found, std::string* error) override;
   bool Put(std::string_view key, std::string_view value, bool sync, std::string* error) override;
   uint64_t ApproximateBytes() const override { return inner_->ApproximateBytes(); }
+  WriteHealth write_health() const override { return inner_->write_health(); }
 
  private:
   StateStore* inner_;

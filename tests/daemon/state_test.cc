@@ -129,6 +129,38 @@ TEST_CASE("state: RocksStateStore paces RocksDB's background writes as asked") {
   CHECK(ScanAll(*s, "g/") == "g/r1/c=5\ng/r2/a=3\n");
 }
 
+TEST_CASE("state: RocksStateStore reports its write health; a reopen's flush shows in level 0") {
+  TempDir dir;
+  std::string err;
+  {
+    auto s = RocksStateStore::Open(dir / "db", &err);
+    REQUIRE(s != nullptr);
+    ExerciseStore(*s);
+    const StateStore::WriteHealth h = s->write_health();
+    CHECK(h.known);
+    // A few writes into an empty store: nothing held back, nothing flushed yet.
+    CHECK(h.stall_micros == 0);
+    for (int c = 0; c < StateStore::WriteHealth::kCauses; ++c) {
+      CHECK(h.slowdowns[c] == 0);
+      CHECK(h.stops[c] == 0);
+    }
+    CHECK_FALSE(h.stopped);
+    CHECK(h.delayed_rate == 0);
+    CHECK(h.l0_files == 0);
+    CHECK(h.pending_compaction_bytes == 0);
+  }
+  // Reopening replays the write-ahead log and flushes what it held into a level-0 file.
+  auto s = RocksStateStore::Open(dir / "db", &err);
+  REQUIRE(s != nullptr);
+  CHECK(s->write_health().l0_files == 1);
+  // The wrappers pass it through; a store that cannot tell says so.
+  FaultyStateStore faulty(s.get());
+  CHECK(faulty.write_health().known);
+  CHECK(faulty.write_health().l0_files == 1);
+  MemStateStore mem;
+  CHECK_FALSE(mem.write_health().known);
+}
+
 TEST_CASE("state: RocksStateStore reports a directory it cannot create") {
   std::string err;
   CHECK(RocksStateStore::Open("/proc/vigie-cannot/db", &err) == nullptr);

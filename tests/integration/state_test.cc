@@ -133,6 +133,12 @@ TEST_CASE("Clean restart loses nothing: half-full window, active group, seq", "[
   Outputs out(d);
   CHECK(d.Metric("vigie_state_restored_groups") >= 2);
   CHECK(d.Stderr().find("state: rewritten") == std::string::npos);  // same shards: packs kept
+  // The store's write health is exported: a reopened store flushed its log into level 0, and
+  // nothing here was ever held back.
+  CHECK(d.Metric("vigie_state_level0_files") >= 1);
+  CHECK(d.Metric("vigie_state_write_stopped") == 0);
+  CHECK(d.Metric("vigie_state_write_stall_seconds_total") == 0);
+  CHECK(d.Metric("vigie_state_write_stalls_total", {{"kind", "stop"}, {"cause", "level0"}}) == 0);
   // Third hit: 3 of 4, nothing yet.
   in.Send(Hit("h1"));
   // hot is still active for t1: a new hot reading sends nothing.
