@@ -121,10 +121,18 @@ std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
   // Two full memtables are flushed together (one L0 file for both, a group written in both
   // once), and L0->L1 compactions wait for 8 L0 files instead of 4: every compaction rewrites
   // nearly the whole state, since nearly every group changed, so half as many of them halve
-  // the bytes rewritten. The price: up to 4 memtables (64 MiB) and 8 L0 files on disk before a
-  // compaction; nothing reads them but the start-up scan.
+  // the bytes rewritten. The price: 8 L0 files on disk before a compaction; nothing reads them
+  // but the start-up scan.
+  // RocksDB slows writes once max_write_buffer_number - 1 memtables wait for a flush, and stops
+  // them at max_write_buffer_number. With 4, two merged per flush, a flush that took longer than
+  // filling one more memtable (a niced, paced flush of 32 MiB on a busy two-core box) held the
+  // checkpoint writes back: the 200-rule set at 140 000 events/s stalled them 0.06-0.33 s in
+  // 12 s (vigie_state_write_stall_seconds_total), and the slowest events' latency rose with it
+  // (p99.9 19.8 / 32.3 / 235 / 8.4 / 22.3 ms against 9.9 / 17.2 / 24.0 / 7.3 / 20.4 with 6, five
+  // alternated pairs). With
+  // 6, no stall in the same runs; up to 96 MiB of memtables, only while flushes are behind.
   opts.min_write_buffer_number_to_merge = 2;
-  opts.max_write_buffer_number = 4;
+  opts.max_write_buffer_number = 6;
   opts.level0_file_num_compaction_trigger = 8;
   opts.allow_concurrent_memtable_write = false;
   opts.max_open_files = 512;
