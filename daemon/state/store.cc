@@ -129,8 +129,8 @@ std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
   // checkpoint writes back: the 200-rule set at 140 000 events/s stalled them 0.06-0.33 s in
   // 12 s (vigie_state_write_stall_seconds_total), and the slowest events' latency rose with it
   // (p99.9 19.8 / 32.3 / 235 / 8.4 / 22.3 ms against 9.9 / 17.2 / 24.0 / 7.3 / 20.4 with 6, five
-  // alternated pairs). With
-  // 6, no stall in the same runs; up to 96 MiB of memtables, only while flushes are behind.
+  // alternated pairs). With 6, no stall in the same runs; up to 96 MiB of memtables, only while
+  // flushes are behind.
   opts.min_write_buffer_number_to_merge = 2;
   opts.max_write_buffer_number = 6;
   opts.level0_file_num_compaction_trigger = 8;
