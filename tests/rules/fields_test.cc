@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rules/fields.h"
+#include "rules/engine.h"
 #include "rules/rule.h"
 #include "tests/rules/test_support.h"
 
@@ -161,4 +162,35 @@ TEST_CASE("fields: a rule set numbers every field its rules read", "[fields]") {
   REQUIRE(rs->groupset_fields.size() == 1);
   CHECK(rs->groupset_fields[0] ==
         std::vector<uint32_t>{rs->fields.Find("zone"), rs->fields.Find("lane")});
+}
+
+TEST_CASE("fields: a timer reads the event it kept by name, not the last event the engine read",
+          "[fields][engine]") {
+  // `double` reads the event's field: at the `for` timer the engine evaluates it on the group's
+  // kept event (t = 36.5), while the last event it read by number was another device's (t = 10).
+  auto rs = MustCompile(R"(rules:
+  - name: hot
+    on: temp
+    let: {double: 't * 2'}
+    when: t > 30
+    for: 1m
+    then:
+      - alert: {severity: warning, summary: "Hot {device} {double}"}
+)");
+  FixedOffsetZone tz(0);
+  EngineOptions opts;
+  opts.tz = &tz;
+  Engine engine(rs, opts);
+  Collect out;
+  const std::vector<Event> evs = {
+      MakeEvent(kT0, "temp", {{"device", "s1"}, {"t", 35}}),
+      MakeEvent(kT0 + 30'000, "temp", {{"device", "s1"}, {"t", 36.5}}),
+      MakeEvent(kT0 + 45'000, "temp", {{"device", "s2"}, {"t", 10}}),
+  };
+  for (const Event& ev : evs) engine.Process(ev, ev.ts_ms, out);
+  CHECK(out.outs.empty());
+  engine.AdvanceTo(kT0 + 120'000, out);
+  REQUIRE(out.outs.size() == 1);
+  CHECK(out.outs[0].summary == "Hot s1 73");
+  CHECK(out.outs[0].ts_ms == kT0 + 60'000);
 }
