@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -13,6 +15,8 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <sched.h>
+#include <sys/types.h>
 
 #include "daemon/metrics/metrics.h"
 #include "daemon/pipeline/pipeline.h"
@@ -663,6 +667,26 @@ TEST_CASE("pipeline: restore feeds each shard its entries; checkpoints periodic 
                                         "1:g/1/all=1"});
   CHECK(f.world.logs[0][0] == "restore g/0/a=1");
   CHECK(f.world.logs[1][0] == "restore g/1/b=2");
+}
+
+TEST_CASE("pipeline: the dispatcher runs as a batch thread, the shards as ordinary ones",
+          "[pipeline]") {
+  // SCHED_BATCH keeps the dispatcher from preempting the shard that wakes it (dispatch.cc).
+  Fixture f(Opts(2));
+  f.pipeline->Start();
+  std::map<std::string, int> policy;  // thread name -> scheduling policy
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+    policy[name] = sched_getscheduler(tid);
+  }
+  f.pipeline->Stop();
+  REQUIRE(policy.count("vg-dispatch") == 1);
+  CHECK(policy["vg-dispatch"] == SCHED_BATCH);
+  REQUIRE(policy.count("vg-shard-0") == 1);
+  CHECK(policy["vg-shard-0"] == SCHED_OTHER);
 }
 
 }  // namespace
