@@ -674,18 +674,24 @@ TEST_CASE("pipeline: the dispatcher runs as a batch thread, the shards as ordina
   // SCHED_BATCH keeps the dispatcher from preempting the shard that wakes it (dispatch.cc).
   Fixture f(Opts(2));
   f.pipeline->Start();
-  std::map<std::string, int> policy;  // thread name -> scheduling policy
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(entry.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
-    policy[name] = sched_getscheduler(tid);
-  }
+  // Thread name -> scheduling policy. The threads name themselves once started: wait for both.
+  std::map<std::string, int> policy;
+  const bool named = WaitUntil([&] {
+    policy.clear();
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(entry.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+      policy[name] = sched_getscheduler(tid);
+    }
+    return policy.count("vg-dispatch") == 1 && policy.count("vg-shard-0") == 1 &&
+           policy["vg-dispatch"] == SCHED_BATCH;
+  });
   f.pipeline->Stop();
-  REQUIRE(policy.count("vg-dispatch") == 1);
+  INFO("dispatcher " << (policy.count("vg-dispatch") ? policy["vg-dispatch"] : -2));
+  CHECK(named);
   CHECK(policy["vg-dispatch"] == SCHED_BATCH);
-  REQUIRE(policy.count("vg-shard-0") == 1);
   CHECK(policy["vg-shard-0"] == SCHED_OTHER);
 }
 
