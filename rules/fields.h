@@ -63,12 +63,6 @@ class EventFields {
   // Numbers from `names` (null: none; every read goes by name). Sizes the cache: call when the
   // rules change, not per event.
   void Bind(const FieldNames* names);
-  const FieldNames* names() const { return names_; }
-  // True if bound to `names` as it is now (a FieldNames made later at the same address, with
-  // another size, is not the same).
-  bool BoundTo(const FieldNames& names) const {
-    return names_ == &names && slots_.size() == names.size();
-  }
 
   void Load(const Event& ev) {
     ev_ = &ev;
