@@ -71,7 +71,7 @@ RocksStateStore::~RocksStateStore() {
 
 namespace {
 
-// RocksDB's flushes and compactions are bursts of CPU (sorting and writing a 16 MiB memtable)
+// RocksDB's flushes and compactions are bursts of CPU (sorting and writing three 16 MiB memtables)
 // that should not take a core from a shard that has events: at 60 000 events/s they added
 // ~18 ms to the p99 latency on two cores. Their threads run at nice 10 (CFS weight 110 against
 // 1024): a waking shard preempts them, yet under full load they still get a share, so flushes
@@ -118,21 +118,31 @@ std::unique_ptr<RocksStateStore> RocksStateStore::Open(const std::string& dir,
   // own VectorRep compared through pointers into the arena, and its sort was 8 % of the
   // daemon's CPU with the 200-rule bench set (bench/PROFILE.md).
   opts.memtable_factory = NewSortOnceMemTableFactory();
-  // Two full memtables are flushed together (one L0 file for both, a group written in both
-  // once), and L0->L1 compactions wait for 8 L0 files instead of 4: every compaction rewrites
-  // nearly the whole state, since nearly every group changed, so half as many of them halve
-  // the bytes rewritten. The price: 8 L0 files on disk before a compaction; nothing reads them
-  // but the start-up scan.
+  // Three full memtables are flushed together, into one L0 file: a flush keeps only the last
+  // copy of each key, and checkpoints rewrite the same keys every interval, so the more
+  // checkpoints one flush spans, the fewer bytes it writes and the fewer later compactions
+  // rewrite. Three of 16 MiB span about 1.8 s of the 200-rule bench set at 140 000 events/s
+  // (27 MB/s of checkpoints); two spanned 1.2 s. Against two, 40 s runs of
+  // bench/cpu-per-event.sh at that load: RocksDB's flushes 1.17-1.19 -> 1.01-1.03 us of CPU per
+  // event, compactions 0.39 -> 0.23-0.24; peak RSS 496-522 -> 529-535 MiB, and 835-841 -> 850
+  // MiB with the city rules and a million devices (816 000 groups). Three of 32 MiB cut
+  // RocksDB's share further (flushes 0.90, compactions 0.08) but cost 75 MiB more (914 MiB
+  // with the million devices): too close to the 1 GiB a million groups must fit in.
+  // L0->L1 compactions wait for 8 L0 files instead of 4: every compaction rewrites nearly the
+  // whole state, since nearly every group changed, so half as many of them halve the bytes
+  // rewritten. The price: 8 L0 files on disk before a compaction; nothing reads them but the
+  // start-up scan.
   // RocksDB slows writes once max_write_buffer_number - 1 memtables wait for a flush, and stops
-  // them at max_write_buffer_number. With 4, two merged per flush, a flush that took longer than
-  // filling one more memtable (a niced, paced flush of 32 MiB on a busy two-core box) held the
-  // checkpoint writes back: the 200-rule set at 140 000 events/s stalled them 0.06-0.33 s in
-  // 12 s (vigie_state_write_stall_seconds_total), and the slowest events' latency rose with it
-  // (p99.9 19.8 / 32.3 / 235 / 8.4 / 22.3 ms against 9.9 / 17.2 / 24.0 / 7.3 / 20.4 with 6, five
-  // alternated pairs). With 6, no stall in the same runs; up to 96 MiB of memtables, only while
+  // them at max_write_buffer_number. A flush that took longer than filling the memtables left
+  // spare (a niced, paced flush on a busy two-core box) held the checkpoint writes back: with 4
+  // memtables, two merged per flush, the 200-rule set at 140 000 events/s stalled them
+  // 0.06-0.33 s in 12 s (vigie_state_write_stall_seconds_total), and the slowest events' latency
+  // rose with it (p99.9 19.8 / 32.3 / 235 / 8.4 / 22.3 ms against 9.9 / 17.2 / 24.0 / 7.3 /
+  // 20.4 with 6, five alternated pairs). With 7 and three merged, three spare memtables (48 MiB,
+  // 1.8 s of that load) while a flush runs, as before; up to 112 MiB of memtables, only while
   // flushes are behind.
-  opts.min_write_buffer_number_to_merge = 2;
-  opts.max_write_buffer_number = 6;
+  opts.min_write_buffer_number_to_merge = 3;
+  opts.max_write_buffer_number = 7;
   opts.level0_file_num_compaction_trigger = 8;
   opts.allow_concurrent_memtable_write = false;
   opts.max_open_files = 512;
