@@ -8,8 +8,9 @@
 # events/s, and after a 5 s warm-up reads process_cpu_seconds_total and
 # vigie_events_processed_total from /metrics SECONDS apart (default 60). Prints µs of CPU per
 # event, the processed rate (below RATE: the daemon could not carry it, and the figure is not
-# comparable) the cores used and the peak RSS, then the same CPU split by thread name (vg-shard-0, vg-source,
-# vg-dispatch, vg-checkpoint, rocksdb:high = flushes, rocksdb:low = compactions, ZMQbg/IO/0 ...),
+# comparable), the cores used and the daemon's peak RSS (VmHWM), then the same CPU split by
+# thread name (vg-shard-0, vg-source, vg-dispatch, vg-checkpoint, rocksdb:high = flushes,
+# rocksdb:low = compactions, ZMQbg/IO/0 ...),
 # read from /proc/<pid>/task/*/stat at the same two instants: µs per event and share of the total.
 #
 # Steadier than the maximum rate (bench/rules-throughput.sh), where the daemon and the load
@@ -48,8 +49,9 @@ wait $lp
 python3 - "$tmp/threads0" "$tmp/threads1" "$(getconf CLK_TCK)" <<PY
 import collections, sys
 p = $p1 - $p0; c = $c1 - $c0
-print('rules=%s rate=%s checkpoint=%s cpu_us_per_event=%.2f events/s=%.0f cores=%.2f peak_rss_mib=%s' % (
-    '$RULES', '$RATE', '${CHECKPOINT:-1s}', c * 1e6 / max(p, 1), p / $SECS, c / $SECS, '$hwm'))
+print('rules=%s rate=%s checkpoint=%s cpu_us_per_event=%.2f events/s=%.0f cores=%.2f '
+      'peak_rss_mib=%s' % ('$RULES', '$RATE', '${CHECKPOINT:-1s}', c * 1e6 / max(p, 1),
+                           p / $SECS, c / $SECS, '$hwm'))
 def ticks(path):
     d = collections.Counter()
     for line in open(path):

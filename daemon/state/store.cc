@@ -328,7 +328,8 @@ StateStore::WriteHealth RocksStateStore::write_health() const {
         number(m, "io_stalls.slowdown_for_pending_compaction_bytes");
     h.stops[WriteHealth::kMemtables] = number(m, "io_stalls.memtable_compaction");
     h.stops[WriteHealth::kLevel0] = number(m, "io_stalls.level0_numfiles");
-    h.stops[WriteHealth::kCompactionDebt] = number(m, "io_stalls.stop_for_pending_compaction_bytes");
+    h.stops[WriteHealth::kCompactionDebt] =
+        number(m, "io_stalls.stop_for_pending_compaction_bytes");
   }
   uint64_t v = 0;
   if (db->GetIntProperty("rocksdb.is-write-stopped", &v)) h.stopped = v != 0;
