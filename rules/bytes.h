@@ -120,6 +120,7 @@ class ByteReader {
     return false;
   }
   bool done() const { return pos_ == in_.size(); }
+  size_t remaining() const { return in_.size() - pos_; }
 
  private:
   std::string_view in_;

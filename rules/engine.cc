@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <queue>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 
@@ -95,6 +97,24 @@ constexpr uint8_t kStateFormat3 = 3;
 constexpr size_t kKeyHeader3 = 2 + 1 + 8 + 2 + 2 + 4;
 constexpr size_t kPackGroups = 32;
 constexpr uint32_t kNoBucket = UINT32_MAX;
+// Format 4 (from the commit after 37b9d9f) numbers every delta a shard hands over: the
+// checkpoint number, one more than the last, carried on from the store at restart.
+//   pack   key as format 3; value kStateFormat4 <checkpoint number, varint> <count, varint>
+//          then per group <group key, Str> <format 2 value, Str>
+//   journal key "g/" kKeyJournal <shard count, 2> <shard, 2> <checkpoint number, 8>, big-endian
+//          value kStateFormat4, then records to the end: kRecordGroup <rule id, 8> <pack + 1,
+//          varint; 0: none> <group key, Str> <format 2 value, Str>, or kRecordRuleGone <rule id>
+// A journal holds the groups whose activation changed since the shard's last checkpoint, all
+// under one key: writing each alone (format 2) was a put and a tombstone per activation, and
+// RocksDB's flushes cost grows with the number of entries (bench/PROFILE.md). A journal's copy
+// of a group is the newest unless its pack was written with a higher number (restore compares
+// them); a journal is deleted with the last slice of the first round that began after it, by
+// which time every group in it has been written in its pack since.
+constexpr uint8_t kStateFormat4 = 4;
+constexpr char kKeyJournal = '\x04';
+constexpr size_t kKeyHeaderJournal = 2 + 1 + 2 + 2 + 8;
+constexpr uint8_t kRecordGroup = 1;
+constexpr uint8_t kRecordRuleGone = 2;
 
 // Stands for a rule's name and fingerprint in format 2 keys (stable: it is persisted).
 uint64_t RuleStateId(const RuleInfo& info) {
@@ -145,7 +165,9 @@ struct Group {
   bool pending = false;
   bool dirty = false;            // changed since it was last written (alone or in its pack)
   bool in_dirty_list = false;
-  bool single_stored = false;    // a format 2 key of its own is in the store (TakeChanged)
+  // (Two bits of one byte: the group stays 136 bytes.)
+  bool single_stored : 1 = false;  // a format 2 key of its own (written up to 37b9d9f) is stored
+  bool journaled : 1 = false;      // a journal holds a copy newer than its pack's last write
   bool in_changed_list = false;  // its active flag changed since the last TakeChanged/TakeDirty
   bool zombie = false;
   bool gval_is_key = false;  // group_by has one field, and its value is the string `key`
@@ -229,6 +251,8 @@ struct Bucket {
   std::string last;
   std::vector<uint32_t> ends;
   uint32_t round_written = 0;  // the checkpoint round (Impl::round_id) that last wrote it
+  uint64_t restored_no = 0;    // at restore: the checkpoint number of the stored pack
+  uint64_t journal_no = 0;     // the last journal that holds one of its groups
   bool dirty = false;    // a member joined or left (or the stored pack is stale) since written
   bool in_list = false;  // in Impl::dirty_buckets or Impl::round_buckets
   bool in_free = false;  // in RuleRt::free_buckets
@@ -307,6 +331,17 @@ struct Engine::Impl {
   };
   std::vector<BucketRef> dirty_buckets;
   uint32_t round_id = 0;  // bumped when a round (or a Take) begins: Bucket::round_written
+  // Checkpoint numbers (format 4): every delta handed out takes the next one, written in its
+  // packs and in its journal's key, so that a restore can tell which copy of a group is newer.
+  uint64_t ckpt_no = 0;   // the last number taken (restore carries it on from the store)
+  uint64_t delta_no = 0;  // the number of the delta being written
+  // Journals still in the store: written since the current round began (or, with no round in
+  // progress, since the last Take), and those written before it, which its last slice deletes.
+  std::vector<uint64_t> journals_open, journals_round;
+  // Rules removed or changed by a reload since the last journal: their ids go in the next one,
+  // so that a restore ignores older journal copies of their groups (should the same rule come
+  // back while those journals are still stored).
+  std::vector<uint64_t> pending_gone;
   // Packs that lost a member whose own key is deleted (Evict): written in the same delta as
   // that delete, so that no crash can leave the group's older copy in its pack alone.
   std::vector<BucketRef> evicted;
@@ -754,12 +789,18 @@ struct Engine::Impl {
   void Evict(Group* g) {
     RuleRt& r = rt[g->rule];
     if (!r.groups.Erase(Fnv1a(g->key), g)) return;
-    if (g->single_stored) {
-      std::string k;
-      k.reserve(prefixes[g->rule].size() + g->key.size());  // one allocation
-      AppendStateKey(g, &k);
-      pending_deletes.push_back(std::move(k));
-      g->single_stored = false;
+    if (g->single_stored || g->journaled || g->dirty) {
+      if (g->single_stored) {
+        std::string k;
+        k.reserve(prefixes[g->rule].size() + g->key.size());  // one allocation
+        AppendStateKey(g, &k);
+        pending_deletes.push_back(std::move(k));
+      }
+      g->single_stored = g->journaled = false;
+      // Its pack, without it, goes with the next delta: written after the journal that holds
+      // the group, it tells a restore that the journal's copy is older; and a group that
+      // changed since its pack's write (a deactivation, say, in the same timer pass as the
+      // eviction) must not come back as the pack has it.
       if (g->bucket != kNoBucket) evicted.push_back({g->rule, g->bucket});
     }
     LeaveBucket(g);
@@ -975,14 +1016,17 @@ struct Engine::Impl {
   // writes one key per group, and the prefix is made once, not for each.
   std::vector<std::string> prefixes;
   std::vector<std::string> pack_prefixes;  // the same for format 3: "g/" 0x03 <rule id>
+  std::vector<uint64_t> rule_ids;          // RuleStateId of every rule (journal records)
   void MakePrefixes() {
     prefixes.resize(rs->rules.size());
     pack_prefixes.resize(rs->rules.size());
+    rule_ids.resize(rs->rules.size());
     rule_by_id.clear();
     for (size_t i = 0; i < rs->rules.size(); ++i) {
       RulePrefix(rs->rules[i], kKeyFormat2, &prefixes[i]);
       RulePrefix(rs->rules[i], kKeyFormat3, &pack_prefixes[i]);
-      rule_by_id.emplace(RuleStateId(rs->rules[i].info), static_cast<uint32_t>(i));
+      rule_ids[i] = RuleStateId(rs->rules[i].info);
+      rule_by_id.emplace(rule_ids[i], static_cast<uint32_t>(i));
     }
     hot.resize(rs->rules.size());
     size_t bytes = 0;
@@ -1030,6 +1074,17 @@ struct Engine::Impl {
                           static_cast<char>(si >> 8), static_cast<char>(si),
                           static_cast<char>(b >> 24), static_cast<char>(b >> 16),
                           static_cast<char>(b >> 8), static_cast<char>(b)};
+    k->append(tail, sizeof(tail));
+  }
+
+  // Appends the key of this shard's journal number `no` to `k`.
+  void AppendJournalKey(uint64_t no, std::string* k) const {
+    k->append(Engine::StatePrefix());
+    k->push_back(kKeyJournal);
+    const auto sc = static_cast<uint16_t>(opts.shard_count), si = static_cast<uint16_t>(opts.shard_index);
+    char tail[12] = {static_cast<char>(sc >> 8), static_cast<char>(sc), static_cast<char>(si >> 8),
+                     static_cast<char>(si)};
+    for (int i = 0; i < 8; ++i) tail[4 + i] = static_cast<char>(no >> (8 * (7 - i)));
     k->append(tail, sizeof(tail));
   }
 
@@ -1196,22 +1251,85 @@ struct Engine::Impl {
   }
 
   // Only the groups whose active flag changed: a cheap checkpoint a shard can take right after
-  // an activation, so that a crash soon after does not repeat its `then` at restart. Each is
-  // written alone (format 2), not in its pack: a pack is up to kPackGroups groups' bytes.
+  // an activation, so that a crash soon after does not repeat its `then` at restart. They are
+  // written together in one journal (format 4), not in their packs: a pack is up to
+  // kPackGroups groups' bytes, and a key each was a RocksDB entry each (and a tombstone later).
   void TakeChangedOnly(StateDelta* d) {
+    delta_no = ++ckpt_no;
     // Deletions first (see TakeSlice): an evicted group's key is deleted before a group made
     // again under the same key writes it here.
     TakePendingDeletes(d);
+    bool any = !pending_gone.empty();
+    for (const Group* g : changed) any = any || (!g->zombie && g->dirty);
+    if (any) {
+      std::string* buf = d->puts.buffer();
+      AppendJournalKey(delta_no, buf);
+      d->puts.EndKey();
+      ByteWriter w(buf);
+      w.U8(kStateFormat4);
+      AppendGoneRules(&w);
+      for (Group* g : changed) {
+        if (g->zombie || !g->dirty) continue;
+        w.U8(kRecordGroup);
+        w.Fixed64(rule_ids[g->rule]);
+        w.Var(g->bucket == kNoBucket ? 0 : uint64_t{g->bucket} + 1);
+        if (g->bucket != kNoBucket) rt[g->rule].buckets[g->bucket].journal_no = delta_no;
+        group_bytes.clear();
+        Serialize(g, &group_bytes);
+        w.Str(g->key);
+        w.Str(group_bytes);
+        g->journaled = true;  // it stays dirty: its pack is written by the next round
+      }
+      d->puts.EndValue();
+      journals_open.push_back(delta_no);
+    }
     // Iterate, then clear: the list keeps its capacity (no regrowth after every checkpoint).
     for (Group* g : changed) {
       g->in_changed_list = false;
-      if (g->zombie) {
-        MaybeFree(g);
-        continue;
-      }
-      if (g->dirty) PutSingle(g, d);
+      if (g->zombie) MaybeFree(g);
     }
     changed.clear();
+  }
+
+  void AppendGoneRules(ByteWriter* w) {
+    for (uint64_t id : pending_gone) {
+      w->U8(kRecordRuleGone);
+      w->Fixed64(id);
+    }
+    pending_gone.clear();
+  }
+
+  // A journal of the rules gone only (a slice's delta, when a reload came since the last one).
+  void PutGoneJournal(StateDelta* d) {
+    if (pending_gone.empty()) return;
+    std::string* buf = d->puts.buffer();
+    AppendJournalKey(delta_no, buf);
+    d->puts.EndKey();
+    ByteWriter w(buf);
+    w.U8(kStateFormat4);
+    AppendGoneRules(&w);
+    d->puts.EndValue();
+    journals_open.push_back(delta_no);
+  }
+
+  // Whether journal `no` may still be in the store (0: none).
+  bool JournalLive(uint64_t no) const {
+    if (no == 0) return false;
+    for (uint64_t j : journals_round)
+      if (j <= no) return true;
+    for (uint64_t j : journals_open)
+      if (j <= no) return true;
+    return false;
+  }
+
+  void DeleteJournals(std::vector<uint64_t>* nos, StateDelta* d) {
+    for (uint64_t no : *nos) {
+      std::string k;
+      k.reserve(kKeyHeaderJournal);
+      AppendJournalKey(no, &k);
+      d->deletes.push_back(std::move(k));
+    }
+    nos->clear();
   }
 
   void TakePendingDeletes(StateDelta* d) {
@@ -1239,6 +1357,8 @@ struct Engine::Impl {
   // anything that walks or rebuilds them: Take, Swap, the destructor).
   void EndRound() {
     if (!in_round) return;
+    journals_open.insert(journals_open.end(), journals_round.begin(), journals_round.end());
+    journals_round.clear();
     legacy_keys.insert(legacy_keys.end(), std::make_move_iterator(legacy_round.begin()),
                        std::make_move_iterator(legacy_round.end()));
     legacy_round.clear();
@@ -1284,6 +1404,7 @@ struct Engine::Impl {
   }
 
   bool TakeSlice(StateDelta* d, size_t max_groups) {
+    delta_no = ++ckpt_no;
     if (!in_round) {
       in_round = true;
       ++round_id;
@@ -1291,11 +1412,15 @@ struct Engine::Impl {
       round_buckets.swap(dirty_buckets);
       round_pos = round_bpos = 0;
       legacy_round.swap(legacy_keys);  // (empty but after an upgrade)
+      // Every group of these journals is dirty now (in `round`), or was written in its pack
+      // after them: the round's last slice can delete them.
+      journals_round.swap(journals_open);
     }
     // Deletions first, as a delta applies them before its puts: a group evicted now was put by
     // an earlier slice (an earlier delta); a group re-created under the same key is a new group
     // whose put comes in this slice or a later one.
     TakePendingDeletes(d);
+    PutGoneJournal(d);
     const size_t budget = std::max<size_t>(max_groups, 1);
     size_t taken = 0;
     for (; round_pos < round.size() && taken < budget; ++round_pos) taken += TakeGroup(round[round_pos], d);
@@ -1306,6 +1431,7 @@ struct Engine::Impl {
     // earlier one (or gone): its format 1 key can go.
     for (auto& k : legacy_round) d->deletes.push_back(std::move(k));
     legacy_round.clear();
+    DeleteJournals(&journals_round, d);
     round.clear();
     round_buckets.clear();
     round_pos = round_bpos = 0;
@@ -1316,6 +1442,12 @@ struct Engine::Impl {
   void Take(StateDelta* d, bool all) {
     EndRound();  // the whole list is taken: a round in progress is complete
     ++round_id;
+    delta_no = ++ckpt_no;
+    // Every group of a journal is dirty, or was written in its pack since: this delta writes
+    // them all, so no journal is needed (nor the rules gone, which only shadow journals), and
+    // packs left empty can go.
+    DeleteJournals(&journals_open, d);
+    pending_gone.clear();
     for (Group* g : changed) {
       g->in_changed_list = false;
       if (g->zombie) MaybeFree(g);
@@ -1352,29 +1484,19 @@ struct Engine::Impl {
     legacy_keys.clear();
   }
 
-  // A group alone, under its own key (format 2). It stays dirty: the next round writes its
-  // pack, which deletes this key, so that the store goes back to packs only.
-  void PutSingle(Group* g, StateDelta* d) {
-    g->single_stored = true;
-    std::string* buf = d->puts.buffer();
-    const size_t start = buf->size();
-    AppendStateKey(g, buf);
-    d->puts.EndKey();
-    Serialize(g, buf);
-    d->puts.EndValue();
-    SetStoredBytes(g, buf->size() - start);
-  }
-
   mutable std::string group_bytes;  // PutPack's scratch for a member (kept: no allocation)
 
-  // Pack `b` of `rule` whole (format 3), and the deletion of its members' own keys: the pack
-  // holds their newest state. An empty pack is deleted. A group not changed since the pack was
-  // last written is copied from that write, unless `fresh` (TakeAll: everything as it is now).
+  // Pack `b` of `rule` whole (format 4, numbered delta_no), and the deletion of its members'
+  // own keys (format 2): the pack holds their newest state. An empty pack is written empty, not
+  // deleted: its number tells a restore that the journals' copies of the groups that left it
+  // are older. A group not changed since the pack was last written is copied from that write,
+  // unless `fresh` (TakeAll: everything as it is now).
   void PutPack(uint32_t rule, uint32_t b, StateDelta* d, bool fresh = false) {
     Bucket& B = rt[rule].buckets[b];
     B.dirty = false;
     B.round_written = round_id;
     for (Group* g : B.members) {
+      g->journaled = false;  // this copy is newer than the journals'
       if (!g->single_stored) continue;
       std::string k;
       k.reserve(prefixes[rule].size() + g->key.size());
@@ -1383,20 +1505,28 @@ struct Engine::Impl {
       g->single_stored = false;
     }
     if (B.members.empty()) {
-      if (B.stored) {
-        std::string k;
-        AppendPackKey(rule, b, &k);
-        d->deletes.push_back(std::move(k));
-        B.stored = false;
+      if (JournalLive(B.journal_no)) {
+        // A journal still stored holds a group that has left: the pack is written empty, so
+        // that its number tells a restore the journal's copy is older, and deleted by a later
+        // round, once that journal is.
+        MarkBucketDirty(rule, b);
+      } else {
+        if (B.stored) {
+          std::string k;
+          AppendPackKey(rule, b, &k);
+          d->deletes.push_back(std::move(k));
+          B.stored = false;
+        }
+        return;
       }
-      return;
     }
     std::string* buf = d->puts.buffer();
     AppendPackKey(rule, b, buf);
     d->puts.EndKey();
     const size_t start = buf->size();
     ByteWriter w(buf);
-    w.U8(kStateFormat3);
+    w.U8(kStateFormat4);
+    w.Var(delta_no);
     w.Var(B.members.size());
     const size_t cached = fresh || B.ends.empty() ? 0 : B.ends.size() - 1;
     new_ends.clear();
@@ -1457,12 +1587,10 @@ struct Engine::Impl {
       RuleStats& st = St(g->rule);
       st.active_groups.store(st.active_groups.load() - 1, std::memory_order_relaxed);
     }
-    if (g->bucket == kNoBucket) {
-      g->zombie = true;
-      return;
-    }
+    g->zombie = true;
+    if (g->bucket == kNoBucket) return;  // FinishRestoreBuckets frees it
     LeaveBucket(g);
-    delete g;
+    MaybeFree(g);  // unless a list holds it (a journal's copy is dirty): then that list does
   }
 
   // Bucket `b` of `rule`, made (with those before it) if need be.
@@ -1500,15 +1628,23 @@ struct Engine::Impl {
     auto it = rule_by_id.find(id);
     ByteReader rd(value);
     uint8_t ver;
-    uint64_t n;
+    uint64_t no = 0, n;  // format 3 packs are older than any numbered checkpoint
     if (it == rule_by_id.end() || (current && b >= kMaxBucket) || !rd.U8(&ver) ||
-        ver != kStateFormat3 || !rd.Var(&n) || n > value.size()) {
+        (ver != kStateFormat3 && ver != kStateFormat4) || (ver == kStateFormat4 && !rd.Var(&no)) ||
+        !rd.Var(&n) || n > value.size()) {
       if (owner) pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable
       return false;
     }
     const uint32_t rule = it->second;
     if (!current && owner) foreign_keys.emplace_back(key);
-    if (current) EnsureBucket(rule, b).stored = true;
+    if (current) {
+      Bucket& B = EnsureBucket(rule, b);
+      B.stored = true;
+      B.restored_no = no;
+      ckpt_no = std::max(ckpt_no, no);
+    } else {
+      foreign_pack_no[{id, sc, si, b}] = no;
+    }
     bool any = false;
     for (uint64_t i = 0; i < n; ++i) {
       std::string_view gk, gv;
@@ -1550,6 +1686,136 @@ struct Engine::Impl {
   void Join(Group* g, uint32_t rule, uint32_t b) {
     EnsureBucket(rule, b).members.push_back(g);
     g->bucket = b;
+  }
+
+  // Restore keeps the journals, and the numbers of the packs of another shard count, until
+  // FinishRestore: a journal's copy of a group is compared with its pack's, which may come in
+  // any order.
+  struct StoredJournal {
+    uint32_t sc, si;
+    uint64_t no;
+    bool current;
+    std::string value;
+  };
+  std::vector<StoredJournal> restored_journals;
+  std::map<std::tuple<uint64_t, uint32_t, uint32_t, uint32_t>, uint64_t> foreign_pack_no;
+
+  bool RestoreJournal(std::string_view key, std::string_view value) {
+    const bool owner_of_stale = opts.shard_index == 0;
+    if (key.size() != kKeyHeaderJournal) {
+      if (owner_of_stale) pending_deletes.emplace_back(key);  // not a key this version writes
+      return false;
+    }
+    auto byte = [&](size_t i) { return static_cast<uint8_t>(key[i]); };
+    const uint32_t sc = (uint32_t{byte(3)} << 8) | byte(4);
+    const uint32_t si = (uint32_t{byte(5)} << 8) | byte(6);
+    uint64_t no = 0;
+    for (size_t i = 7; i < 15; ++i) no = (no << 8) | byte(i);
+    const bool current = sc == static_cast<uint32_t>(opts.shard_count);
+    if (current && si != static_cast<uint32_t>(opts.shard_index)) return false;  // another's
+    if (current) {
+      journals_open.push_back(no);  // deleted once the first round has written its groups
+      ckpt_no = std::max(ckpt_no, no);
+    } else if (owner_of_stale) {
+      foreign_keys.emplace_back(key);
+    }
+    restored_journals.push_back({sc, si, no, current, std::string(value)});
+    return true;
+  }
+
+  // Applies the journals kept by Restore, oldest first: a group's copy there replaces the one
+  // restored from its pack unless the pack was written after the journal (a higher number),
+  // and unless its rule was reloaded away after it (kRecordRuleGone).
+  void ApplyJournals() {
+    std::sort(restored_journals.begin(), restored_journals.end(),
+              [](const StoredJournal& a, const StoredJournal& b) {
+                return std::tie(a.sc, a.si, a.no) < std::tie(b.sc, b.si, b.no);
+              });
+    GoneRules gone;  // (shard count, shard, rule id) → the journal that says the rule went
+    for (const StoredJournal& j : restored_journals) {
+      ByteReader rd(j.value);
+      uint8_t ver, kind;
+      if (!rd.U8(&ver) || ver != kStateFormat4) continue;
+      uint64_t id;
+      while (rd.U8(&kind)) {
+        if (kind == kRecordRuleGone) {
+          if (!rd.Fixed64(&id)) break;
+          gone[{j.sc, j.si, id}] = j.no;
+          continue;
+        }
+        uint64_t b1;
+        std::string_view gk, gv;
+        if (kind != kRecordGroup || !rd.Fixed64(&id) || !rd.Var(&b1) || !rd.Str(&gk) ||
+            !rd.Str(&gv))
+          break;  // the rest is unreadable
+      }
+    }
+    for (const StoredJournal& j : restored_journals) {
+      ByteReader rd(j.value);
+      uint8_t ver, kind;
+      if (!rd.U8(&ver) || ver != kStateFormat4) continue;
+      while (rd.U8(&kind)) {
+        uint64_t id;
+        if (kind == kRecordRuleGone) {
+          if (!rd.Fixed64(&id)) break;
+          continue;
+        }
+        uint64_t b1;
+        std::string_view gk, gv;
+        if (kind != kRecordGroup || !rd.Fixed64(&id) || !rd.Var(&b1) || !rd.Str(&gk) ||
+            !rd.Str(&gv))
+          break;
+        ApplyJournalRecord(j, id, b1, gk, gv, gone);
+      }
+    }
+    restored_journals.clear();
+    restored_journals.shrink_to_fit();
+    foreign_pack_no.clear();
+  }
+
+  using GoneRules = std::map<std::tuple<uint32_t, uint32_t, uint64_t>, uint64_t>;
+  void ApplyJournalRecord(const StoredJournal& j, uint64_t id, uint64_t b1, std::string_view gk,
+                          std::string_view gv, const GoneRules& gone) {
+    auto it = rule_by_id.find(id);
+    if (it == rule_by_id.end()) return;  // rule gone or changed
+    if (opts.shard_count > 1 && ShardOfKey(gk, opts.shard_count) != opts.shard_index) return;
+    auto gi = gone.find({j.sc, j.si, id});
+    if (gi != gone.end() && gi->second > j.no) return;  // reloaded away since, then back
+    const uint32_t rule = it->second;
+    if (b1 != 0 && b1 - 1 < kMaxBucket) {
+      const auto b = static_cast<uint32_t>(b1 - 1);
+      // The pack's write is the newer one (same number: both copies are of the same moment).
+      if (j.current) {
+        Bucket& B = EnsureBucket(rule, b);
+        B.journal_no = std::max(B.journal_no, j.no);  // not deleted while this journal is kept
+        if (B.stored && B.restored_no >= j.no) return;
+      } else {
+        auto pi = foreign_pack_no.find({id, j.sc, j.si, b});
+        if (pi != foreign_pack_no.end() && pi->second >= j.no) return;
+      }
+    }
+    auto g = std::make_unique<Group>();
+    std::string owned(gk);
+    if (!Deserialize(rule, owned, gv, g.get(), kStateFormat2)) return;
+    const uint64_t h = Fnv1a(owned);
+    bool legacy_key = false;
+    if (Group* old = rt[rule].groups.Find(h, owned)) {
+      legacy_key = old->single_stored;
+      DropRestored(old, h);
+    }
+    Group* raw = AddRestored(rule, std::move(g), h, gk.size() + gv.size() + 2);
+    raw->single_stored = legacy_key;  // its own key (format 2) goes with its pack's next write
+    if (j.current && b1 != 0 && b1 - 1 < kMaxBucket &&
+        EnsureBucket(rule, static_cast<uint32_t>(b1 - 1)).members.size() < kPackGroups) {
+      // Back in the pack it had when journaled, which the first round writes: in another one, a
+      // crash between that round's slices could leave it in neither (its old pack rewritten
+      // without it, which makes the journal's copy look older, the new one not yet).
+      Join(raw, rule, static_cast<uint32_t>(b1 - 1));
+      MarkDirty(raw);
+    } else {
+      raw->dirty = true;
+      unbucketed.push_back(raw);
+    }
   }
 
   // After the last Restore: packs with room take new groups again, and each restored group not
@@ -1601,6 +1867,7 @@ struct Engine::Impl {
       if (kept[oi]) continue;
       pending_prefix_deletes.push_back(prefixes[oi]);  // the old set's prefixes, still current
       pending_prefix_deletes.push_back(pack_prefixes[oi]);
+      pending_gone.push_back(rule_ids[oi]);
       for (Group* raw : rt[oi].groups.Release()) {
         raw->zombie = true;
         groups_total--;
@@ -1739,6 +2006,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
   if (key.size() < p.size() || key.substr(0, p.size()) != p) return false;
   std::string_view rest = key.substr(p.size());
   if (!rest.empty() && rest[0] == kKeyFormat3) return m.RestorePack(key, value);
+  if (!rest.empty() && rest[0] == kKeyJournal) return m.RestoreJournal(key, value);
   int idx = -1;
   uint8_t format;
   std::string_view gkey;
@@ -1797,6 +2065,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
 }
 
 void Engine::FinishRestore(int64_t now_ms, OutputSink& out) {
+  impl_->ApplyJournals();
   impl_->FinishRestoreBuckets();
   for (auto& r : impl_->rt) r.groups.ForEach([&](Group* g) { impl_->Schedule(g); });
   AdvanceTo(now_ms, out);

@@ -179,18 +179,20 @@ class Engine {
   // Everything, dirty or not (a full checkpoint).
   void TakeAll(StateDelta* delta);
   // Only the groups that activated or deactivated since the last call (or TakeDirty): a small
-  // checkpoint to take right after state changes, between two regular ones. Each is written
-  // alone (its own key), not in its pack; it stays dirty, and the next round's pack write
-  // deletes that key.
+  // checkpoint to take right after state changes, between two regular ones. They are written
+  // together in one journal key, not in their packs; they stay dirty, and the journal is
+  // deleted by the last slice of the first round that begins after it.
   void TakeChanged(StateDelta* delta);
   //
   // Groups are stored in packs of up to 32 of one rule and one shard, one key each; a pack key
   // names the shard count and the shard that wrote it, so every shard must be offered every key
-  // (Restore returns true if it took anything from it). A group whose activation changed is
-  // also written alone by TakeChanged, and that copy is the newer one.
+  // (Restore returns true if it took anything from it, or kept it for FinishRestore). Every
+  // delta handed out is numbered, packs and journals carry the number, and a journal's copy of
+  // a group wins over its pack's unless the pack was written later (rules/README.md "Durable
+  // state"). Any order of Restore calls gives the same groups.
   bool Restore(std::string_view key, std::string_view value);
-  // After all Restore() calls: re-arms timers at `now_ms`; timers that fell due while the daemon
-  // was down fire with their own instants.
+  // After all Restore() calls: applies the journals, then re-arms timers at `now_ms`; timers
+  // that fell due while the daemon was down fire with their own instants.
   void FinishRestore(int64_t now_ms, OutputSink& out);
   // After FinishRestore: the keys of packs written with another shard count (appended; kept by
   // shard 0's engine only). Their groups are now spread over this run's shards, so no shard's

@@ -3,11 +3,10 @@
 // a sequence of records, each a 2-byte little-endian key length, the key, a 2-byte value
 // length, the value; keys may be any format (rules/README.md "Durable state"). The rules are
 // tests/rules/testdata/state-format1.yaml, so that seeds made from state-format1.txt (and their
-// format 2 and format 3 forms) reach the real groups. It must never crash, and whatever it
-// accepts must behave: restored groups take events and timers, and write packs that restore
-// again, to the same bytes.
-#include <cstddef>
-#include <cstdint>
+// format 2, 3 and 4 forms, journals included) reach the real groups. It must never crash, and
+// whatever it accepts must behave: restored groups take events and timers, and write packs that
+// restore again, to the same bytes (but for the packs' checkpoint numbers).
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -40,9 +39,19 @@ std::shared_ptr<const vr::RuleSet> Rules() {
   return rs;
 }
 
+// The puts, each pack without its checkpoint number (format 4: u8 4, varint number, the rest),
+// which a restore carries on: the second TakeAll numbers its packs one higher than the first.
 std::map<std::string, std::string> Apply(const vr::StateDelta& d) {
   std::map<std::string, std::string> kv;
-  for (const auto& [k, v] : d.puts) kv[std::string(k)] = v;
+  for (const auto& [k, v] : d.puts) {
+    std::string_view rest = v;
+    if (!rest.empty() && rest[0] == '\x04') {
+      size_t i = 1;
+      while (i < rest.size() && (static_cast<uint8_t>(rest[i]) & 0x80)) ++i;
+      rest = rest.substr(std::min(i + 1, rest.size()));
+    }
+    kv[std::string(k)] = std::string(rest);
+  }
   return kv;
 }
 

@@ -69,11 +69,14 @@ bool WaitForCheckpoint(Daemon& d, Sender& in, Outputs& out) {
 }
 
 // What a state directory holds, read with the daemon stopped: groups are packed by rule and
-// shard (format 3 keys "g/" 0x03 <rule id, 8> <shard count, 2> <shard, 2> <pack, 4>), or
-// stored alone after an activation (format 2 keys "g/" 0x02 <rule id, 8> <group key>).
+// shard (keys "g/" 0x03 <rule id, 8> <shard count, 2> <shard, 2> <pack, 4>, values format 4),
+// or stored alone (format 2 keys "g/" 0x02 <rule id, 8> <group key>, written up to 37b9d9f);
+// the groups whose activation changed since their pack's write are in journals too (keys
+// "g/" 0x04 <shard count, 2> <shard, 2> <checkpoint number, 8>), not counted in `groups`.
 struct StateKeys {
   size_t groups = 0;
   size_t singles = 0;
+  size_t journals = 0;
   std::map<int, size_t> packs_by_shard_count;
   std::vector<std::string> other;
 };
@@ -87,11 +90,17 @@ StateKeys ReadStateKeys(const std::string& state_dir) {
     if (k.size() == 19 && k[2] == '\x03') {
       const int sc = (static_cast<uint8_t>(k[11]) << 8) | static_cast<uint8_t>(k[12]);
       ++r.packs_by_shard_count[sc];
-      // The value: the format (3), then the number of groups (a varint; under 128 here).
-      REQUIRE(v.size() >= 2);
-      CHECK(v[0] == '\x03');
-      CHECK(static_cast<uint8_t>(v[1]) < 128);
-      r.groups += static_cast<uint8_t>(v[1]);
+      // The value: the format (4), the checkpoint number and the number of groups (varints;
+      // the count is under 128 here).
+      REQUIRE(v.size() >= 3);
+      CHECK(v[0] == '\x04');
+      size_t i = 1;
+      while (i < v.size() && (static_cast<uint8_t>(v[i]) & 0x80)) ++i;  // the number
+      REQUIRE(i + 1 < v.size());
+      CHECK(static_cast<uint8_t>(v[i + 1]) < 128);
+      r.groups += static_cast<uint8_t>(v[i + 1]);
+    } else if (k.size() == 15 && k[2] == '\x04') {
+      ++r.journals;
     } else if (k.size() > 11 && k[2] == '\x02') {
       ++r.groups;
       ++r.singles;
@@ -215,6 +224,65 @@ TEST_CASE("kill -9 after a checkpoint: no `then` again for active groups, seq ne
   CHECK(MinSeq(out.all()) > MaxSeq(run1));
   CHECK(Consecutive(Seqs(out.all())));
   IT_STOP_CLEAN(d);
+}
+
+TEST_CASE("kill -9 right after activations, before any checkpoint round: the journals keep "
+          "them, the newest copy wins, and a clean stop leaves packs only",
+          "[integration][state]") {
+  TempDir dir;
+  DaemonConfig cfg;
+  cfg.checkpoint_interval = "1h";  // no round during the test: only the activation checkpoints
+  Daemon d(dir.path(), cfg);
+  d.WriteRules("state.yaml", kStateRules);
+  // Waits until the shards have handed over a checkpoint after `before` and it is written.
+  auto written_after = [&](double before) {
+    return WaitUntil(
+        [&] {
+          Metrics m = d.Scrape();
+          return m.Get("vigie_shard_checkpoints_total") > before &&
+                 m.Get("vigie_checkpoint_pending_deltas") == 0;
+        },
+        20s, 20ms);
+  };
+
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    double handed = d.Metric("vigie_shard_checkpoints_total");
+    for (int i = 1; i <= 5; ++i) in.Send(Temp("x" + std::to_string(i), 60));
+    IT_BARRIER(in, out);
+    REQUIRE(ForRule(out.all(), "hot").size() == 10);
+    REQUIRE(written_after(handed));
+    // x1 cools: its deactivation is journaled after its activation.
+    handed = d.Metric("vigie_shard_checkpoints_total");
+    in.Send(Temp("x1", 10));
+    IT_BARRIER(in, out);
+    REQUIRE(ForRule(out.all(), "hot").size() == 12);
+    REQUIRE(written_after(handed));
+    d.Kill9();
+  }
+  const StateKeys crashed = ReadStateKeys(dir.path() + "/state");
+  CHECK(crashed.journals >= 2);
+  CHECK(crashed.groups == 0);  // no pack yet
+  CHECK(crashed.other.empty());
+
+  IT_START(d);
+  {
+    Sender in(d.source_endpoint());
+    Outputs out(d);
+    CHECK(d.Metric("vigie_state_restored_groups") >= 5);  // (and the barrier's probes)
+    // x2..x5 are still active: hot again sends nothing. x1 was resolved: hot fires it again.
+    for (int i = 1; i <= 5; ++i) in.Send(Temp("x" + std::to_string(i), 75));
+    IT_BARRIER(in, out);
+    CHECK(CanonSorted(out.all()) ==
+          SortedStrings({"command rule=hot key=x1 target=fans/x1 action=on params={}",
+                         "alert rule=hot key=x1 state=firing severity=warning summary=x1 hot labels={}"}));
+    IT_STOP_CLEAN(d);
+  }
+  const StateKeys stopped = ReadStateKeys(dir.path() + "/state");
+  CHECK(stopped.journals == 0);  // the clean stop's full checkpoint packed every group
+  CHECK(stopped.groups >= 5);
 }
 
 TEST_CASE("Timers that fell due while the daemon was down fire at restart with their own ts",
@@ -530,7 +598,7 @@ TEST_CASE("An upgrade from state format 1 keeps every group, then writes packs o
                          "command rule=fault key=d1 target=ops/d1 action=ok params={}"}));
     IT_STOP_CLEAN(d);
   }
-  // The clean stop's checkpoint wrote every group in packs (format 3) and deleted the format 1
+  // The clean stop's checkpoint wrote every group in packs (format 4) and deleted the format 1
   // keys.
   const StateKeys keys = ReadStateKeys(dir.path() + "/state");
   CHECK(keys.groups >= 8);
@@ -582,6 +650,7 @@ TEST_CASE("A change of shard count keeps every group, through clean stops and ki
   }
   CHECK(before.other.empty());
   CHECK(before.singles == 0);  // the clean stop's checkpoint packed them all
+  CHECK(before.journals == 0);
   CHECK(before.packs_by_shard_count.size() == 1);
   CHECK(before.packs_by_shard_count.count(2) == 1);
   CHECK(before.groups >= kDevices + 5);
