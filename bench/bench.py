@@ -213,10 +213,11 @@ def wait_drained(http, limit_s=120):
     raise RuntimeError(f"the daemon did not drain within {limit_s} s")
 
 
-def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=False):
+def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=False,
+               checkpoint="1s"):
     tmp = tempfile.mkdtemp(prefix="vigie-bench-")
     ports = [free_port() for _ in range(4)]
-    cfg = write_config(tmp, rules_file, ports)
+    cfg = write_config(tmp, rules_file, ports, checkpoint=checkpoint)
     http = f"http://127.0.0.1:{ports[3]}"
     logf = open(os.path.join(tmp, "vigie.log"), "w")
     daemon = start([b["vigie"], "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
@@ -448,6 +449,8 @@ def write_report(path, args, mach, rows, commands, elapsed):
         "  processed them (`warm_s` in the raw results), then the same measurement: the sustained rate",
         "  once the groups exist, as after a restart, which restores them from RocksDB.",
         "- Failures, if any, are in the raw results (`error`).",
+        f"- The daemon's `checkpoint_interval`: {args.checkpoint}"
+        + (" (its default)." if args.checkpoint == "1s" else " (not the default: a comparison run)."),
         "",
         "## Commands",
         "",
@@ -471,6 +474,9 @@ def main():
     ap.add_argument("--out", help="RESULTS.md path (default bench/RESULTS.md; quick: bench/results/quick/RESULTS.md)")
     ap.add_argument("--rules-dir", help="take rules-N.yaml from this directory instead of generating them")
     ap.add_argument("--ceiling-only", action="store_true", help="skip the daemon runs")
+    ap.add_argument("--checkpoint", default="1s",
+                    help="the daemon's checkpoint_interval (default 1s, the daemon's own default; "
+                         "1h: no checkpoint round during a run, to measure what they cost)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the daemon's temp dirs and logs")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)
@@ -565,7 +571,8 @@ def main():
                         row.update(run_ceiling(b, fmt, mode, args.seconds))
                     else:
                         row.update(run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs,
-                                              stop_deadline=90 if args.quick else 180, warm=warm))
+                                              stop_deadline=90 if args.quick else 180, warm=warm,
+                                              checkpoint=args.checkpoint))
                     row["ok"] = True
                     log(f"  {row['eps']:,.0f} events/s")
                 except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
