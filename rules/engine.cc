@@ -1262,12 +1262,7 @@ struct Engine::Impl {
     bool any = !pending_gone.empty();
     for (const Group* g : changed) any = any || (!g->zombie && g->dirty);
     if (any) {
-      std::string* buf = d->puts.buffer();
-      AppendJournalKey(delta_no, buf);
-      d->puts.EndKey();
-      ByteWriter w(buf);
-      w.U8(kStateFormat4);
-      AppendGoneRules(&w);
+      ByteWriter w = BeginJournal(d);
       // The groups are scattered over the heap, and each was a cache miss (and then its
       // window another): fetch them a few groups ahead, their windows nearer.
       constexpr size_t kGroupsAhead = 8, kWindowsAhead = 4;
@@ -1288,8 +1283,7 @@ struct Engine::Impl {
         w.Str(group_bytes);
         g->journaled = true;  // it stays dirty: its pack is written by the next round
       }
-      d->puts.EndValue();
-      journals_open.push_back(delta_no);
+      EndJournal(d);
     }
     // Iterate, then clear: the list keeps its capacity (no regrowth after every checkpoint).
     for (Group* g : changed) {
@@ -1304,25 +1298,31 @@ struct Engine::Impl {
     Prefetch(reinterpret_cast<const char*>(g) + 64);
   }
 
-  void AppendGoneRules(ByteWriter* w) {
-    for (uint64_t id : pending_gone) {
-      w->U8(kRecordRuleGone);
-      w->Fixed64(id);
-    }
-    pending_gone.clear();
-  }
-
-  // A journal of the rules gone only (a slice's delta, when a reload came since the last one).
-  void PutGoneJournal(StateDelta* d) {
-    if (pending_gone.empty()) return;
+  // Starts this delta's journal in `d`: its key, its format, then the rules gone since the
+  // last one. The caller appends group records and calls EndJournal.
+  ByteWriter BeginJournal(StateDelta* d) {
     std::string* buf = d->puts.buffer();
     AppendJournalKey(delta_no, buf);
     d->puts.EndKey();
     ByteWriter w(buf);
     w.U8(kStateFormat4);
-    AppendGoneRules(&w);
+    for (uint64_t id : pending_gone) {
+      w.U8(kRecordRuleGone);
+      w.Fixed64(id);
+    }
+    pending_gone.clear();
+    return w;
+  }
+  void EndJournal(StateDelta* d) {
     d->puts.EndValue();
     journals_open.push_back(delta_no);
+  }
+
+  // A journal of the rules gone only (a slice's delta, when a reload came since the last one).
+  void PutGoneJournal(StateDelta* d) {
+    if (pending_gone.empty()) return;
+    BeginJournal(d);
+    EndJournal(d);
   }
 
   // Whether journal `no` may still be in the store (0: none).

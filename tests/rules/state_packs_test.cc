@@ -29,7 +29,8 @@ EngineOptions Opts(const TimeZone* tz, int shard = 0, int count = 1, int64_t evi
   return o;
 }
 
-const char* kRules = R"(rules:
+// kRules without `fault` (a reload that removes it).
+const std::string kSeenOnly = R"(rules:
   - name: seen
     on: reading
     window: {sliding: 1m}
@@ -38,7 +39,8 @@ const char* kRules = R"(rules:
     when: n >= 3
     then:
       - command: {target: "x/{device}", action: busy}
-  - name: fault
+)";
+const std::string kRules = kSeenOnly + R"(  - name: fault
     on: status
     when: status == "fault"
     then:
@@ -217,16 +219,7 @@ TEST_CASE("state packs: a pack left empty while a journal holds one of its group
 TEST_CASE("state packs: a journal's copies of a rule reloaded away and back are not restored",
           "[engine][state][packs]") {
   auto rs = MustCompile(kRules);
-  auto without = MustCompile(R"(rules:
-  - name: seen
-    on: reading
-    window: {sliding: 1m}
-    let:
-      n: count()
-    when: n >= 3
-    then:
-      - command: {target: "x/{device}", action: busy}
-)");
+  auto without = MustCompile(kSeenOnly);
   FixedOffsetZone tz(0);
   Engine e(rs, Opts(&tz));
   Collect sink;
@@ -558,8 +551,7 @@ TEST_CASE("state packs: a pack number beyond what memory could hold is refused a
 TEST_CASE("state packs: a restore after any delta agrees with the reading of the store, and has "
           "the live engine's active groups once the activations are checkpointed",
           "[engine][state][packs]") {
-  const char* kRulesText = R"(rules:
-  - name: hot
+  const std::string kHot = R"(  - name: hot
     on: reading
     window: {sliding: 10s}
     let:
@@ -567,33 +559,21 @@ TEST_CASE("state packs: a restore after any delta agrees with the reading of the
     when: n >= 3
     then:
       - alert: {severity: warning, summary: "H {device}"}
-  - name: fault
+)";
+  const std::string kFault = R"(  - name: fault
     on: status
     when: status == "fault"
     then:
       - alert: {severity: critical, summary: "F {device}"}
-  - name: quiet
+)";
+  const std::string kQuiet = R"(  - name: quiet
     on: reading
     absent_for: 20s
     then:
       - alert: {severity: info, summary: "Q {device}"}
 )";
-  auto rs = MustCompile(kRulesText);
-  auto without = MustCompile(R"(rules:
-  - name: hot
-    on: reading
-    window: {sliding: 10s}
-    let:
-      n: count()
-    when: n >= 3
-    then:
-      - alert: {severity: warning, summary: "H {device}"}
-  - name: quiet
-    on: reading
-    absent_for: 20s
-    then:
-      - alert: {severity: info, summary: "Q {device}"}
-)");
+  auto rs = MustCompile("rules:\n" + kHot + kFault + kQuiet);
+  auto without = MustCompile("rules:\n" + kHot + kQuiet);  // `fault` reloaded away
   // (Seeds 7, 12, 22 and 42 find an empty pack deleted too soon, when it is.)
   const uint32_t seed = GENERATE(range(1u, 61u));
   INFO("seed " << seed);
