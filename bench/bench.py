@@ -278,26 +278,29 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
             raise RuntimeError(f"vigie exited with {rc} on SIGTERM (log {logf.name})")
         s = lambda snap, k: snap["sums"].get(k, 0.0)
         dt = z["t"] - a["t"]
-        # Events in = vigie_events_received_total (valid events decoded by the source). In steady
-        # state under back-pressure it is also the rate at which events are fully processed (the
-        # queues are bounded). vigie_events_processed_total counts one per shard that needed an
-        # event, so it is reported apart (processed_copies_eps).
+        # Events in = vigie_events_received_total (valid events decoded by the source); it runs
+        # ahead while the shard queues fill. vigie_events_processed_total counts each event once,
+        # however many shards it went to (since 24ead05: an event's copy for its last shard is
+        # the original, and only originals are counted), plus the events no rule can match: its
+        # rate is the throughput. (Up to 5beb04d this divided it again by the copies per event,
+        # as if it counted copies: every daemon figure of RESULTS.md from 24ead05 to 5beb04d is
+        # low by that factor, 1.44-1.52 with the 200-rule set.)
         received = s(z, "vigie_events_received_total") - s(a, "vigie_events_received_total")
         processed = s(z, "vigie_events_processed_total") - s(a, "vigie_events_processed_total")
         if received <= 0 or processed <= 0:
             raise RuntimeError(f"vigie processed nothing (log {logf.name})")
-        # Copies per event (one per shard that needs it; an event no rule matches counts once):
-        # turns processed copies into events fully processed, even while the queues still fill.
+        # Copies per event (one per shard that needs it; an event no rule matches counts once),
+        # for the raw results: what the routing costs.
         copies = (s(z, "vigie_events_routed_total") + s(z, "vigie_events_unmatched_total") -
                   s(a, "vigie_events_routed_total") - s(a, "vigie_events_unmatched_total"))
         per_event = copies / received if copies > 0 else 1.0
         p50 = quantile(0.5, a["buckets"], z["buckets"])
         p99 = quantile(0.99, a["buckets"], z["buckets"])
         res = {
-            "eps": processed / per_event / dt,
+            "eps": processed / dt,
             "received_eps": received / dt,
             "copies_per_event": per_event,
-            "processed_copies_eps": processed / dt,
+            "shard_copies_eps": processed * per_event / dt,
             "queue_depth_end": s(z, "vigie_queue_depth"),
             "load_eps": loadres.get("eps"),
             "events_sent": loadres.get("events"),
@@ -408,9 +411,9 @@ def write_report(path, args, mach, rows, commands, elapsed):
         "  sliding/tumbling/count, 10 % absence).",
         f"- Each configuration runs {args.runs} time(s) for {args.seconds} s; the daemon's rate is measured",
         "  from /metrics between a scrape after the warm-up and one at",
-        "  the end of the load: events/s is the rate of `vigie_events_processed_total` divided by the",
-        "  copies per event (`vigie_events_routed_total` + `vigie_events_unmatched_total` over",
-        "  `vigie_events_received_total`), i.e. events fully processed by every shard that needed them.",
+        "  the end of the load: events/s is the rate of `vigie_events_processed_total`, which counts",
+        "  each event once however many shards it went to (`copies_per_event` and `shard_copies_eps`",
+        "  in the raw results: the copies the shards processed).",
         "",
         "## Results (events/s)",
         "",
@@ -590,7 +593,7 @@ def main():
         shutil.rmtree(rules_dir, ignore_errors=True)
 
     keys = ["name", "kind", "format", "mode", "rules", "run", "seconds", "ok", "eps", "load_eps",
-            "events_sent", "received_eps", "copies_per_event", "processed_copies_eps", "queue_depth_end", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
+            "events_sent", "received_eps", "copies_per_event", "shard_copies_eps", "queue_depth_end", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
             "latency_p99_ms", "transport_p50_us", "transport_p99_us", "activations", "groups",
             "groups_at_start", "warm_s", "stop_s", "error"]
     with open(os.path.join(raw_dir, "runs.csv"), "w", newline="") as f:
