@@ -7,8 +7,12 @@
    generated rule set from bench/rulegen) fed by vigie-load at the maximal rate. /metrics is read
    during the load (after a warm-up) and after it: events processed per second in steady state,
    events rejected, RSS, the ingest->processed latency histogram.
-3. Writes RESULTS.md (machine, commands, median/min/max over runs, ratio to the ceiling) and the
-   raw results (runs.csv, runs.jsonl) next to it.
+3. The latency at half the maximum rate: the 200-rule set again, vigie-load at half the median
+   rate of step 2 (--rate), ingest->output and ingest->processed p50/p99/p99.9 from the daemon's
+   histograms over the measured interval.
+4. Writes RESULTS.md (machine, commands, median/min/max over runs, ratio to the ceiling, the
+   latency table, two SVG plots made by bench/plots.py: throughput against the rule count, the
+   latency CDF) and the raw results (runs.csv, runs.jsonl, the plots) next to it.
 
 Everything binds 127.0.0.1, every step has a deadline, leftovers are killed, and the exit code is
 non-zero if anything failed. Standard library only.
@@ -121,6 +125,12 @@ def scrape(url, timeout=10):
     return {"t": t, "sums": sums, "buckets": buckets, "out_buckets": out_buckets}
 
 
+def bucket_delta(before, after):
+    """[[le, increase], ...] of cumulative buckets between two scrapes; le "+Inf" for the last."""
+    return [["+Inf" if le == float("inf") else le, after[le] - before.get(le, 0.0)]
+            for le in sorted(after.keys())]
+
+
 def quantile(q, before, after):
     """histogram_quantile over the increase of the latency buckets between two scrapes."""
     les = sorted(after.keys())
@@ -214,7 +224,9 @@ def wait_drained(http, limit_s=120):
 
 
 def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=False,
-               checkpoint="1s"):
+               checkpoint="1s", rate=None):
+    """One daemon run: at the maximal rate, or at a fixed offered `rate` (events/s) for the
+    latency at half the maximum rate."""
     tmp = tempfile.mkdtemp(prefix="vigie-bench-")
     ports = [free_port() for _ in range(4)]
     cfg = write_config(tmp, rules_file, ports, checkpoint=checkpoint)
@@ -249,8 +261,10 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
             warm_s = time.monotonic() - t_warm
         base = scrape(http + "/metrics")
         # 2. load at the maximal rate; measure the steady state between warm-up and the end
-        load = start(b["load_cmd"](f"tcp://127.0.0.1:{ports[0]}", fmt, seconds), stdout=subprocess.PIPE,
-                     stderr=subprocess.DEVNULL, text=True)
+        cmd = b["load_cmd"](f"tcp://127.0.0.1:{ports[0]}", fmt, seconds)
+        if rate:
+            cmd += ["--rate", str(int(rate))]
+        load = start(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         t0 = time.monotonic()
         warm = min(2.0, seconds * 0.25)
         time.sleep(warm)
@@ -296,7 +310,16 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
         per_event = copies / received if copies > 0 else 1.0
         p50 = quantile(0.5, a["buckets"], z["buckets"])
         p99 = quantile(0.99, a["buckets"], z["buckets"])
+        ms = lambda v: v * 1000 if v is not None else None
         res = {
+            "offered_eps": rate,
+            "latency_p999_ms": ms(quantile(0.999, a["buckets"], z["buckets"])),
+            "output_p50_ms": ms(quantile(0.5, a["out_buckets"], z["out_buckets"])),
+            "output_p99_ms": ms(quantile(0.99, a["out_buckets"], z["out_buckets"])),
+            "output_p999_ms": ms(quantile(0.999, a["out_buckets"], z["out_buckets"])),
+            # The histograms' increase over the measured interval, [le, count] (the CDF plot).
+            "latency_buckets": bucket_delta(a["buckets"], z["buckets"]),
+            "output_latency_buckets": bucket_delta(a["out_buckets"], z["out_buckets"]),
             "eps": processed / dt,
             "received_eps": received / dt,
             "copies_per_event": per_event,
@@ -384,7 +407,92 @@ def summarize(rows):
     return out
 
 
-def write_report(path, args, mach, rows, commands, elapsed):
+def latency_section(args, rows, raw_dir, report_dir):
+    """The latency at half the maximum rate: a table, and the CDF plot (raw_dir)."""
+    lat = [r for r in rows if r["kind"] == "latency" and r.get("ok")]
+    if not lat:
+        return []
+
+    def span(key):
+        vals = [r[key] for r in lat if r.get(key) is not None]
+        if not vals:
+            return "–"
+        if len(vals) == 1:
+            return fmt_num(vals[0], 2)
+        return f"{fmt_num(statistics.median(vals), 2)} ({fmt_num(min(vals), 2)}–{fmt_num(max(vals), 2)})"
+    processed = statistics.median(r["eps"] for r in lat)
+    lines = [
+        "## Latency at half the maximum rate",
+        "",
+        f"The 200-rule set at {fmt_num(lat[0]['offered_eps'])} events/s offered (half the median of",
+        f"daemon-fb-200-rules above; {fmt_num(processed)} processed), {len(lat)} run(s) of {lat[0]['seconds']} s",
+        f"measured after a {min(2.0, lat[0]['seconds'] * 0.25):g} s warm-up. Percentiles are estimated from the daemon's histograms over the",
+        "measured interval (as Prometheus' `histogram_quantile`); median (min–max) over the runs.",
+        "",
+        "| from → to | p50 (ms) | p99 (ms) | p99.9 (ms) |",
+        "| --- | ---: | ---: | ---: |",
+        f"| ingest → output handed to its sink (`vigie_output_latency_seconds`) | {span('output_p50_ms')} | "
+        f"{span('output_p99_ms')} | {span('output_p999_ms')} |",
+        f"| ingest → processed by its shards (`vigie_event_latency_seconds`) | {span('latency_p50_ms')} | "
+        f"{span('latency_p99_ms')} | {span('latency_p999_ms')} |",
+        "",
+        "The target (issue 5): ingest → output p99 under 1 ms and p99.9 under 5 ms at half the maximum",
+        "rate. Ingest is when the source received the event's message; a message's 256 events are",
+        "decoded, then processed one after another by each shard that needs them.",
+        "",
+    ]
+    try:
+        import plots
+        series = []
+        for key, label in (("output_latency_buckets", "ingest → output"),
+                           ("latency_buckets", "ingest → processed")):
+            total = {}
+            for r in lat:
+                for le, c in r.get(key) or []:
+                    le = float("inf") if le == "+Inf" else float(le)
+                    total[le] = total.get(le, 0.0) + c
+            pts = plots.cdf_points({}, total)
+            # From the last bucket still empty to the first that holds every event.
+            lo = max([i for i, (_, f) in enumerate(pts) if f == 0.0] or [0])
+            hi = min([i for i, (_, f) in enumerate(pts) if f >= 1.0] or [len(pts) - 1])
+            pts = pts[lo:hi + 1]
+            if pts:
+                series.append((label, pts))
+        if series:
+            svg = os.path.join(raw_dir, "latency-cdf.svg")
+            plots.line_chart(svg, "Latency at half the maximum rate (200 rules)", "latency (ms)",
+                             "fraction of events", series, log_x=True,
+                             hlines=[("p99", 0.99)])
+            lines += [f"![latency CDF]({os.path.relpath(svg, report_dir)})", ""]
+    except Exception as e:  # noqa: BLE001 - a plot is a convenience: say so and go on
+        log(f"latency plot not written: {e}")
+    return lines
+
+
+def throughput_plot(summ, ceilings, raw_dir, report_dir):
+    """Events/s against the rule count (FlatBuffers, cold runs), with the ceiling and the target."""
+    pts = sorted((s["rules"], s["median"]) for s in summ
+                 if s["kind"] == "daemon" and s["format"] == "flatbuffers" and s["median"]
+                 and s["name"] == f"daemon-fb-{s['rules']}-rules")
+    if not pts:
+        return []
+    try:
+        import plots
+        svg = os.path.join(raw_dir, "throughput-vs-rules.svg")
+        hl = []
+        if ceilings.get("flatbuffers"):
+            hl = [("raw ceiling", ceilings["flatbuffers"]), ("target: 40 %", 0.4 * ceilings["flatbuffers"])]
+        plots.line_chart(svg, "Daemon throughput against the rule count (FlatBuffers, batches of 256)",
+                         "rules", "events/s", [("vigie run, 2 shards", pts)], log_x=True, log_y=True,
+                         hlines=hl)
+        return [f"![throughput against rules]({os.path.relpath(svg, report_dir)})", ""]
+    except Exception as e:  # noqa: BLE001
+        log(f"throughput plot not written: {e}")
+        return []
+
+
+def write_report(path, args, mach, rows, commands, elapsed, raw_dir=None):
+    raw_dir = raw_dir or os.path.dirname(path)
     summ = summarize(rows)
     ceilings = {s["format"]: s["median"] for s in summ if s["name"].startswith("ceiling-raw")}
     lines = [
@@ -421,6 +529,8 @@ def write_report(path, args, mach, rows, commands, elapsed):
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summ:
+        if s["kind"] == "latency":
+            continue  # its own section below
         ratio = "–"
         if s["kind"] == "daemon" and s["median"] and ceilings.get(s["format"]):
             ratio = f"{s['median'] / ceilings[s['format']]:.2f}"
@@ -455,6 +565,10 @@ def write_report(path, args, mach, rows, commands, elapsed):
         f"- The daemon's `checkpoint_interval`: {args.checkpoint}"
         + (" (its default)." if args.checkpoint == "1s" else " (not the default: a comparison run)."),
         "",
+    ]
+    lines += throughput_plot(summ, ceilings, raw_dir, os.path.dirname(path))
+    lines += latency_section(args, rows, raw_dir, os.path.dirname(path))
+    lines += [
         "## Commands",
         "",
         "```",
@@ -585,6 +699,36 @@ def main():
                     log(f"  FAILED: {e}")
                     kill_leftovers()
                 rows.append(row)
+        # The latency at half the maximum rate (issue 5's latency target): the 200-rule set at
+        # half the median rate just measured, ingest -> processed and ingest -> output.
+        top = [r["eps"] for r in rows if r.get("ok") and r["name"] == "daemon-fb-200-rules"]
+        if top and not args.ceiling_only:
+            rate = statistics.median(top) / 2
+            name = "daemon-fb-200-rules-half-rate"
+            secs = 3 if args.quick else 15
+            rules_file = os.path.join(args.rules_dir or rules_dir, "rules-200.yaml")
+            commands.append(f"vigie run --config <tmp>/vigie.yaml   # rules: rules-200.yaml, state_dir: <tmp>/state")
+            commands.append(" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
+                                     for x in b["load_cmd"]("tcp://127.0.0.1:<port>", "flatbuffers", secs))
+                            + f" --rate {int(rate)}   # half of daemon-fb-200-rules' median")
+            for i in range(args.runs):
+                log(f"{name} run {i + 1}/{args.runs} at {rate:,.0f} events/s")
+                row = {"name": name, "kind": "latency", "format": "flatbuffers", "mode": None, "rules": 200,
+                       "run": i + 1, "seconds": secs}
+                try:
+                    row.update(run_daemon(b, "flatbuffers", os.path.abspath(rules_file), secs, args.keep_logs,
+                                          stop_deadline=90 if args.quick else 180,
+                                          checkpoint=args.checkpoint, rate=rate))
+                    row["ok"] = True
+                    log(f"  ingest->output p50 {fmt_num(row['output_p50_ms'], 2)} ms, "
+                        f"p99 {fmt_num(row['output_p99_ms'], 2)} ms, p99.9 {fmt_num(row['output_p999_ms'], 2)} ms")
+                except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
+                    row["ok"] = False
+                    row["error"] = str(e)
+                    failures += 1
+                    log(f"  FAILED: {e}")
+                    kill_leftovers()
+                rows.append(row)
     except KeyboardInterrupt:
         log("interrupted")
         failures += 1
@@ -594,7 +738,8 @@ def main():
 
     keys = ["name", "kind", "format", "mode", "rules", "run", "seconds", "ok", "eps", "load_eps",
             "events_sent", "received_eps", "copies_per_event", "shard_copies_eps", "queue_depth_end", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
-            "latency_p99_ms", "transport_p50_us", "transport_p99_us", "activations", "groups",
+            "latency_p99_ms", "latency_p999_ms", "offered_eps", "output_p50_ms", "output_p99_ms",
+            "output_p999_ms", "transport_p50_us", "transport_p99_us", "activations", "groups",
             "groups_at_start", "warm_s", "stop_s", "error"]
     with open(os.path.join(raw_dir, "runs.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
@@ -604,7 +749,7 @@ def main():
     with open(os.path.join(raw_dir, "runs.jsonl"), "w") as f:
         for r in rows:
             f.write(json.dumps({"machine": mach, **r}) + "\n")
-    summ = write_report(out, args, mach, rows, commands, time.monotonic() - t_start)
+    summ = write_report(out, args, mach, rows, commands, time.monotonic() - t_start, raw_dir)
     for s in summ:
         log(f"{s['name']:28s} median {fmt_num(s['median']):>12s} events/s  (min {fmt_num(s['min'])}, "
             f"max {fmt_num(s['max'])}, {s['runs']} runs, {s['failed']} failed)")
