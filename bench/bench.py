@@ -183,6 +183,21 @@ def run_ceiling(b, fmt, mode, seconds):
             "load_eps": (last_json_line(lout or "") or {}).get("eps")}
 
 
+# Added to the 200 rules for the half-rate latency runs (bench/probe/main.cc): every stamped event
+# whose stamp's millisecond flips the rule's state for its device becomes an alert carrying the
+# stamp (then and otherwise both fire one; a resolved alert repeats an older stamp and is not read).
+PROBE_RULE = """  - name: bench-probe
+    description: sender -> subscriber latency probe (bench/bench.py, vigie-probe)
+    on: "*"
+    where: exists(sent_ns)
+    when: floor(sent_ns / 1000000) % 2 == 0
+    then:
+      - alert: {severity: info, summary: probe, labels: {sent_ns: "{sent_ns}"}}
+    otherwise:
+      - alert: {severity: info, summary: probe, labels: {sent_ns: "{sent_ns}"}}
+"""
+
+
 def write_config(tmp, rules_file, ports, shards=0, checkpoint="1s"):
     """The daemon's config for a bench run (also bench/latency.py's): loopback ports
     source, commands, alerts, http. The environment's EXTRA_CONFIG (YAML lines, e.g.
@@ -224,9 +239,10 @@ def wait_drained(http, limit_s=120):
 
 
 def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=False,
-               checkpoint="1s", rate=None):
+               checkpoint="1s", rate=None, probe=False):
     """One daemon run: at the maximal rate, or at a fixed offered `rate` (events/s) for the
-    latency at half the maximum rate."""
+    latency at half the maximum rate. `probe`: the rules include PROBE_RULE; vigie-load stamps
+    sent_ns and vigie-probe measures sender -> subscriber on the alerts socket."""
     tmp = tempfile.mkdtemp(prefix="vigie-bench-")
     ports = [free_port() for _ in range(4)]
     cfg = write_config(tmp, rules_file, ports, checkpoint=checkpoint)
@@ -264,9 +280,16 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
         cmd = b["load_cmd"](f"tcp://127.0.0.1:{ports[0]}", fmt, seconds)
         if rate:
             cmd += ["--rate", str(int(rate))]
+        warm = min(2.0, seconds * 0.25)
+        prober = None
+        if probe:
+            cmd += ["--sent-ns"]
+            prober = start([b["probe"], "--endpoint", f"tcp://127.0.0.1:{ports[2]}", "--duration",
+                            str(seconds), "--warmup", str(warm)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+            time.sleep(0.3)  # its subscription reaches the PUB socket before the first alert
         load = start(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         t0 = time.monotonic()
-        warm = min(2.0, seconds * 0.25)
         time.sleep(warm)
         a = scrape(http + "/metrics")
         time.sleep(max(0.5, seconds - warm - 0.5 - (time.monotonic() - t0 - warm)))
@@ -276,6 +299,11 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
         if lrc != 0:
             raise RuntimeError(f"vigie-load exited with {lrc}")
         loadres = last_json_line(lout) or {}
+        probed = {}
+        if prober is not None:
+            pout, _ = prober.communicate(timeout=seconds + 30)
+            finish(prober, 5)
+            probed = last_json_line(pout) or {}
         # 3. no separate drain: SIGTERM drains the queues and checkpoints (stop_s includes both)
         try:
             drained = scrape(http + "/metrics")
@@ -313,6 +341,10 @@ def run_daemon(b, fmt, rules_file, seconds, keep_logs, stop_deadline=180, warm=F
         ms = lambda v: v * 1000 if v is not None else None
         res = {
             "offered_eps": rate,
+            "probes": probed.get("probes"),
+            "probe_p50_ms": probed.get("p50_ms"),
+            "probe_p99_ms": probed.get("p99_ms"),
+            "probe_p999_ms": probed.get("p99.9_ms"),
             "latency_p999_ms": ms(quantile(0.999, a["buckets"], z["buckets"])),
             "output_p50_ms": ms(quantile(0.5, a["out_buckets"], z["out_buckets"])),
             "output_p99_ms": ms(quantile(0.99, a["out_buckets"], z["out_buckets"])),
@@ -435,6 +467,17 @@ def latency_section(args, rows, raw_dir, report_dir):
         f"{span('output_p99_ms')} | {span('output_p999_ms')} |",
         f"| ingest → processed by its shards (`vigie_event_latency_seconds`) | {span('latency_p50_ms')} | "
         f"{span('latency_p99_ms')} | {span('latency_p999_ms')} |",
+        f"| sender → subscriber, in-band (`sent_ns` of a message's first event; vigie-probe) | "
+        f"{span('probe_p50_ms')} | {span('probe_p99_ms')} | {span('probe_p999_ms')} |",
+        "",
+        f"Sender → subscriber: vigie-load stamps the first event of each message with `sent_ns` (wall",
+        f"clock, just before the send) and a probe rule (`PROBE_RULE` in bench/bench.py, added to the",
+        f"200 rules for these runs) turns about every other stamped event into an alert carrying the",
+        f"stamp; vigie-probe subscribes to the alerts socket and takes its own clock's time at receipt",
+        f"(a median of {fmt_num(statistics.median([r['probes'] for r in lat if r.get('probes')] or [0]))} "
+        "probes a run). It includes ZeroMQ both ways, the decoding of the whole message, the",
+        "dispatcher and the JSON alert; it sees only the first event of each message, which its shard",
+        "takes first.",
         "",
         "The target (issue 5): ingest → output p99 under 1 ms and p99.9 under 5 ms at half the maximum",
         "rate. Ingest is when the source received the event's message; a message's 256 events are",
@@ -612,8 +655,9 @@ def main():
 
     bdir = args.build_dir if os.path.isabs(args.build_dir) else os.path.join(ROOT, args.build_dir)
     b = {"vigie": os.path.join(bdir, "daemon", "vigie"), "load": os.path.join(bdir, "bench", "vigie-load"),
-         "ceiling": os.path.join(bdir, "bench", "vigie-ceiling")}
-    need = ["load", "ceiling"] + ([] if args.ceiling_only else ["vigie"])
+         "ceiling": os.path.join(bdir, "bench", "vigie-ceiling"),
+         "probe": os.path.join(bdir, "bench", "vigie-probe")}
+    need = ["load", "ceiling"] + ([] if args.ceiling_only else ["vigie", "probe"])
     missing = [b[k] for k in need if not os.access(b[k], os.X_OK)]
     if missing:
         log(f"missing binaries: {', '.join(missing)} (build first, or --build-dir)")
@@ -706,11 +750,18 @@ def main():
             rate = statistics.median(top) / 2
             name = "daemon-fb-200-rules-half-rate"
             secs = 3 if args.quick else 15
-            rules_file = os.path.join(args.rules_dir or rules_dir, "rules-200.yaml")
-            commands.append(f"vigie run --config <tmp>/vigie.yaml   # rules: rules-200.yaml, state_dir: <tmp>/state")
+            rules_file = os.path.join(rules_dir, "rules-200-probe.yaml")
+            with open(os.path.join(args.rules_dir or rules_dir, "rules-200.yaml")) as f:
+                text = f.read()
+            with open(rules_file, "w") as f:
+                f.write(text.rstrip("\n") + "\n" + PROBE_RULE)
+            commands.append("(rules-200.yaml; PROBE_RULE of bench/bench.py) > rules-200-probe.yaml")
+            commands.append(f"vigie run --config <tmp>/vigie.yaml   # rules: rules-200-probe.yaml, state_dir: <tmp>/state")
+            commands.append(f"{os.path.relpath(b['probe'], ROOT)} --endpoint tcp://127.0.0.1:<alerts port> "
+                            f"--duration {secs} --warmup {min(2.0, secs * 0.25):g}")
             commands.append(" ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
                                      for x in b["load_cmd"]("tcp://127.0.0.1:<port>", "flatbuffers", secs))
-                            + f" --rate {int(rate)}   # half of daemon-fb-200-rules' median")
+                            + f" --rate {int(rate)} --sent-ns   # half of daemon-fb-200-rules' median")
             for i in range(args.runs):
                 log(f"{name} run {i + 1}/{args.runs} at {rate:,.0f} events/s")
                 row = {"name": name, "kind": "latency", "format": "flatbuffers", "mode": None, "rules": 200,
@@ -718,10 +769,12 @@ def main():
                 try:
                     row.update(run_daemon(b, "flatbuffers", os.path.abspath(rules_file), secs, args.keep_logs,
                                           stop_deadline=90 if args.quick else 180,
-                                          checkpoint=args.checkpoint, rate=rate))
+                                          checkpoint=args.checkpoint, rate=rate, probe=True))
                     row["ok"] = True
                     log(f"  ingest->output p50 {fmt_num(row['output_p50_ms'], 2)} ms, "
-                        f"p99 {fmt_num(row['output_p99_ms'], 2)} ms, p99.9 {fmt_num(row['output_p999_ms'], 2)} ms")
+                        f"p99 {fmt_num(row['output_p99_ms'], 2)} ms, p99.9 {fmt_num(row['output_p999_ms'], 2)} ms; "
+                        f"sender->subscriber p50 {fmt_num(row['probe_p50_ms'], 2)} ms, "
+                        f"p99 {fmt_num(row['probe_p99_ms'], 2)} ms ({fmt_num(row['probes'])} probes)")
                 except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
                     row["ok"] = False
                     row["error"] = str(e)
@@ -739,7 +792,7 @@ def main():
     keys = ["name", "kind", "format", "mode", "rules", "run", "seconds", "ok", "eps", "load_eps",
             "events_sent", "received_eps", "copies_per_event", "shard_copies_eps", "queue_depth_end", "processed_total", "rejected_total", "rss_mib", "latency_p50_ms",
             "latency_p99_ms", "latency_p999_ms", "offered_eps", "output_p50_ms", "output_p99_ms",
-            "output_p999_ms", "transport_p50_us", "transport_p99_us", "activations", "groups",
+            "output_p999_ms", "probes", "probe_p50_ms", "probe_p99_ms", "probe_p999_ms", "transport_p50_us", "transport_p99_us", "activations", "groups",
             "groups_at_start", "warm_s", "stop_s", "error"]
     with open(os.path.join(raw_dir, "runs.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
