@@ -317,7 +317,7 @@ TEST_CASE("state: checkpointer keeps deltas through failures, retries, then succ
   cp.Stop();
 }
 
-TEST_CASE("state: seq continues after a clean close") {
+TEST_CASE("state: seq continues after a clean close", "[concurrency]") {
   MemStateStore mem;
   std::string err;
   {
@@ -359,7 +359,7 @@ TEST_CASE("state: seq never repeats after a crash (no Close), and skips at most 
   CHECK(*handed.begin() == 1);
 }
 
-TEST_CASE("state: seq reports a failed reservation and hands out nothing") {
+TEST_CASE("state: seq reports a failed reservation and hands out nothing", "[concurrency]") {
   MemStateStore mem;
   FaultyStateStore faulty(&mem);
   std::string err;
