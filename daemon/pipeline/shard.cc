@@ -211,6 +211,7 @@ void ShardWorker::Run() {
   constexpr int64_t kTransitionCheckpointMs = 50;
   int64_t last_changed_checkpoint = clock_->NowMs();
   bool round = false;  // a checkpoint round is in progress (CheckpointSlices)
+  RoundPacer pacer(opts_.checkpoint_share, opts_.checkpoint_interval_ms * 1'000'000);
 
   for (;;) {
     if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
@@ -227,8 +228,17 @@ void ShardWorker::Run() {
       if (swap_pending_.load(std::memory_order_acquire)) ApplySwap();
     }
     stats_.groups.store(static_cast<int64_t>(engine_->group_count()), std::memory_order_relaxed);
-    if (!round && wall >= next_checkpoint) round = true;
-    if (round && CheckpointSlices()) {
+    if (!round && wall >= next_checkpoint) {
+      round = true;
+      pacer.Begin(clock_->SteadyNs());
+    }
+    bool round_done = false;
+    if (round && pacer.Due(clock_->SteadyNs())) {
+      const int64_t t0 = clock_->SteadyNs();
+      round_done = CheckpointSlices();
+      pacer.Stepped(t0, clock_->SteadyNs());
+    }
+    if (round_done) {
       // The round's last slices took the groups that changed before them: the next
       // activation-only checkpoint can wait its 50 ms.
       round = false;
@@ -244,7 +254,18 @@ void ShardWorker::Run() {
       last_changed_checkpoint = wall;
     }
     sink_.WakeDispatcher();
-    if (n > 0 || round) continue;
+    if (n > 0) continue;
+    if (round) {
+      // The round's next step is not due yet: sleep until it is, or until events come.
+      const int64_t wait_ns = pacer.WaitNs(clock_->SteadyNs());
+      if (wait_ns > 0) {
+        in_->waker().Sleep(std::max<int64_t>(1, wait_ns / 1000), [this] {
+          return !in_->Empty() || stop_.load(std::memory_order_acquire) ||
+                 swap_pending_.load(std::memory_order_acquire);
+        });
+      }
+      continue;
+    }
 
     // Idle: sleep until the next timer is due in wall time, the next checkpoint, or max_idle_ms.
     int64_t wake_ms = wall + std::max<int64_t>(1, opts_.max_idle_ms);

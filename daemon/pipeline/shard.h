@@ -51,6 +51,10 @@ struct ShardOptions {
   // starts an interval after it completes.
   size_t checkpoint_slice_groups = 256;
   int64_t checkpoint_budget_ns = 1'000'000;
+  // While a round is in progress its steps take at most this share of the shard's time
+  // (RoundPacer); a round that has run for a whole checkpoint_interval goes on at full speed.
+  // 1 = no pacing (every loop takes a step, as up to 5beb04d).
+  double checkpoint_share = 1.0 / 3;
   // Longest idle sleep before re-reading the clock.
   int64_t max_idle_ms = 10;
   // Batches taken per dequeue.
@@ -59,6 +63,45 @@ struct ShardOptions {
   // first output after a quiet spell at once), and whenever the shard finishes a round of
   // batches or goes idle.
   int64_t output_wake_ns = 100'000;
+};
+
+// Paces a checkpoint round. A round is CPU-heavy (every dirty group serialized, ~30 MB a round
+// with the 200-rule bench set at 150 000 events/s) and, taken at full speed, it held both cores
+// for about half a second a second: the slowest events of that half second were most of the
+// latency's p99 (bench/PROFILE.md "Paced checkpoint rounds"). After a step that took d, the
+// next is due d·(1/share − 1) later; the shard processes events meanwhile, or sleeps. Once the
+// round has lasted `full_speed_after_ns` (the checkpoint interval), every step is due at once,
+// so a round under full load is no longer than it was without pacing, plus that interval.
+// Times are steady-clock ns. Not thread-safe (the shard's thread only).
+class RoundPacer {
+ public:
+  RoundPacer(double share, int64_t full_speed_after_ns)
+      : share_(share), full_speed_after_ns_(full_speed_after_ns) {}
+  // A round begins now.
+  void Begin(int64_t now_ns) {
+    begin_ns_ = now_ns;
+    next_ns_ = now_ns;
+  }
+  // A step ran from t0 to t1.
+  void Stepped(int64_t t0_ns, int64_t t1_ns) {
+    if (share_ >= 1 || share_ <= 0) return;
+    const double pause = static_cast<double>(t1_ns - t0_ns) * (1.0 - share_) / share_;
+    next_ns_ = t1_ns + static_cast<int64_t>(pause);
+  }
+  bool Due(int64_t now_ns) const { return WaitNs(now_ns) == 0; }
+  // How long until the next step is due (0: now).
+  int64_t WaitNs(int64_t now_ns) const {
+    if (share_ >= 1 || share_ <= 0) return 0;
+    const int64_t full_speed_at = begin_ns_ + full_speed_after_ns_;
+    const int64_t due = next_ns_ < full_speed_at ? next_ns_ : full_speed_at;
+    return due > now_ns ? due - now_ns : 0;
+  }
+
+ private:
+  double share_;
+  int64_t full_speed_after_ns_;
+  int64_t begin_ns_ = 0;
+  int64_t next_ns_ = 0;
 };
 
 // Hands a delta to the checkpointer; must not block (Checkpointer::Submit).

@@ -697,3 +697,47 @@ TEST_CASE("pipeline: the dispatcher runs as a batch thread, the shards as ordina
 
 }  // namespace
 }  // namespace vigie::daemon
+
+namespace vigie::daemon {
+namespace {
+
+constexpr int64_t kMs = 1'000'000;
+
+TEST_CASE("pipeline: a round's steps take at most their share of the shard's time") {
+  RoundPacer p(1.0 / 3, 1000 * kMs);
+  p.Begin(0);
+  CHECK(p.Due(0));  // the first step at once
+  p.Stepped(0, 2 * kMs);
+  // A 2 ms step: the next one 4 ms later (2 of every 6 ms).
+  CHECK(p.WaitNs(2 * kMs) == 4 * kMs);
+  CHECK_FALSE(p.Due(5 * kMs));
+  CHECK(p.WaitNs(5 * kMs) == kMs);
+  CHECK(p.Due(6 * kMs));
+  p.Stepped(7 * kMs, 7 * kMs + kMs / 2);  // a shorter step: a shorter pause
+  CHECK(p.WaitNs(7 * kMs + kMs / 2) == kMs);
+}
+
+TEST_CASE("pipeline: a round that lasted its interval goes on at full speed") {
+  RoundPacer p(1.0 / 3, 1000 * kMs);
+  p.Begin(100 * kMs);
+  p.Stepped(100 * kMs, 700 * kMs);  // would pause until 1 900 ms
+  CHECK(p.WaitNs(800 * kMs) == 300 * kMs);  // only until the interval is over
+  CHECK(p.Due(1100 * kMs));
+  p.Stepped(1100 * kMs, 1102 * kMs);
+  CHECK(p.Due(1102 * kMs));  // no pause any more in this round
+  // A new round is paced again.
+  p.Begin(3000 * kMs);
+  p.Stepped(3000 * kMs, 3002 * kMs);
+  CHECK_FALSE(p.Due(3003 * kMs));
+}
+
+TEST_CASE("pipeline: share 1 is no pacing") {
+  RoundPacer p(1.0, 1000 * kMs);
+  p.Begin(0);
+  p.Stepped(0, 50 * kMs);
+  CHECK(p.Due(50 * kMs));
+  CHECK(p.WaitNs(50 * kMs) == 0);
+}
+
+}  // namespace
+}  // namespace vigie::daemon
