@@ -621,6 +621,22 @@ def write_report(path, args, mach, rows, commands, elapsed, raw_dir=None):
     return summ
 
 
+def run_row(row, run, said):
+    """Fills `row` with run()'s results and logs said(row); a failure is recorded in the row
+    (`error`, reported, exit code 1), logged, and the leftover processes are killed. True if ok."""
+    try:
+        row.update(run())
+        row["ok"] = True
+        log(said(row))
+        return True
+    except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
+        row["ok"] = False
+        row["error"] = str(e)
+        log(f"  FAILED: {e}")
+        kill_leftovers()
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="CI smoke: one short run of each, under a minute")
@@ -727,21 +743,14 @@ def main():
                 log(f"{name} run {i + 1}/{runs}")
                 row = {"name": name, "kind": kind, "format": fmt, "mode": mode, "rules": n, "run": i + 1,
                        "seconds": args.seconds}
-                try:
-                    if kind == "ceiling":
-                        row.update(run_ceiling(b, fmt, mode, args.seconds))
-                    else:
-                        row.update(run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs,
-                                              stop_deadline=90 if args.quick else 180, warm=warm,
-                                              checkpoint=args.checkpoint))
-                    row["ok"] = True
-                    log(f"  {row['eps']:,.0f} events/s")
-                except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
-                    row["ok"] = False
-                    row["error"] = str(e)
+                if kind == "ceiling":
+                    run = lambda: run_ceiling(b, fmt, mode, args.seconds)
+                else:
+                    run = lambda: run_daemon(b, fmt, rules_file, args.seconds, args.keep_logs,
+                                             stop_deadline=90 if args.quick else 180, warm=warm,
+                                             checkpoint=args.checkpoint)
+                if not run_row(row, run, lambda r: f"  {r['eps']:,.0f} events/s"):
                     failures += 1
-                    log(f"  FAILED: {e}")
-                    kill_leftovers()
                 rows.append(row)
         # The latency at half the maximum rate (issue 5's latency target): the 200-rule set at
         # half the median rate just measured, ingest -> processed and ingest -> output.
@@ -766,21 +775,16 @@ def main():
                 log(f"{name} run {i + 1}/{args.runs} at {rate:,.0f} events/s")
                 row = {"name": name, "kind": "latency", "format": "flatbuffers", "mode": None, "rules": 200,
                        "run": i + 1, "seconds": secs}
-                try:
-                    row.update(run_daemon(b, "flatbuffers", os.path.abspath(rules_file), secs, args.keep_logs,
-                                          stop_deadline=90 if args.quick else 180,
-                                          checkpoint=args.checkpoint, rate=rate, probe=True))
-                    row["ok"] = True
-                    log(f"  ingest->output p50 {fmt_num(row['output_p50_ms'], 2)} ms, "
-                        f"p99 {fmt_num(row['output_p99_ms'], 2)} ms, p99.9 {fmt_num(row['output_p999_ms'], 2)} ms; "
-                        f"sender->subscriber p50 {fmt_num(row['probe_p50_ms'], 2)} ms, "
-                        f"p99 {fmt_num(row['probe_p99_ms'], 2)} ms ({fmt_num(row['probes'])} probes)")
-                except Exception as e:  # noqa: BLE001 - recorded, reported, exit code 1
-                    row["ok"] = False
-                    row["error"] = str(e)
+                run = lambda: run_daemon(b, "flatbuffers", os.path.abspath(rules_file), secs, args.keep_logs,
+                                         stop_deadline=90 if args.quick else 180,
+                                         checkpoint=args.checkpoint, rate=rate, probe=True)
+                said = lambda r: (f"  ingest->output p50 {fmt_num(r['output_p50_ms'], 2)} ms, "
+                                  f"p99 {fmt_num(r['output_p99_ms'], 2)} ms, "
+                                  f"p99.9 {fmt_num(r['output_p999_ms'], 2)} ms; "
+                                  f"sender->subscriber p50 {fmt_num(r['probe_p50_ms'], 2)} ms, "
+                                  f"p99 {fmt_num(r['probe_p99_ms'], 2)} ms ({fmt_num(r['probes'])} probes)")
+                if not run_row(row, run, said):
                     failures += 1
-                    log(f"  FAILED: {e}")
-                    kill_leftovers()
                 rows.append(row)
     except KeyboardInterrupt:
         log("interrupted")
