@@ -255,16 +255,12 @@ void ShardWorker::Run() {
     }
     sink_.WakeDispatcher();
     if (n > 0) continue;
+    // In a round whose next step is not due yet (RoundPacer), sleep at most until it is.
+    int64_t pace_us = 0;
     if (round) {
-      // The round's next step is not due yet: sleep until it is, or until events come.
       const int64_t wait_ns = pacer.WaitNs(clock_->SteadyNs());
-      if (wait_ns > 0) {
-        in_->waker().Sleep(std::max<int64_t>(1, wait_ns / 1000), [this] {
-          return !in_->Empty() || stop_.load(std::memory_order_acquire) ||
-                 swap_pending_.load(std::memory_order_acquire);
-        });
-      }
-      continue;
+      if (wait_ns <= 0) continue;  // due: take it
+      pace_us = std::max<int64_t>(1, wait_ns / 1000);
     }
 
     // Idle: sleep until the next timer is due in wall time, the next checkpoint, or max_idle_ms.
@@ -273,11 +269,12 @@ void ShardWorker::Run() {
     if (next_timer != INT64_MAX && next_timer < INT64_MAX - opts_.lateness_ms) {
       wake_ms = std::min(wake_ms, next_timer + opts_.lateness_ms);
     }
-    wake_ms = std::min(wake_ms, next_checkpoint);
+    if (!round) wake_ms = std::min(wake_ms, next_checkpoint);
     if (sink_.since_checkpoint > 0 && checkpoint_)
       wake_ms = std::min(wake_ms, last_changed_checkpoint + kTransitionCheckpointMs);
-    const int64_t sleep_ms = std::max<int64_t>(1, wake_ms - wall);
-    in_->waker().Sleep(sleep_ms * 1000, [this] {
+    int64_t sleep_us = std::max<int64_t>(1, wake_ms - wall) * 1000;
+    if (pace_us > 0) sleep_us = std::min(sleep_us, pace_us);
+    in_->waker().Sleep(sleep_us, [this] {
       return !in_->Empty() || stop_.load(std::memory_order_acquire) ||
              swap_pending_.load(std::memory_order_acquire);
     });
