@@ -439,7 +439,7 @@ def summarize(rows):
     return out
 
 
-def latency_section(args, rows, raw_dir, report_dir):
+def latency_section(rows, raw_dir, report_dir):
     """The latency at half the maximum rate: a table, and the CDF plot (raw_dir)."""
     lat = [r for r in rows if r["kind"] == "latency" and r.get("ok")]
     if not lat:
@@ -610,7 +610,7 @@ def write_report(path, args, mach, rows, commands, elapsed, raw_dir=None):
         "",
     ]
     lines += throughput_plot(summ, ceilings, raw_dir, os.path.dirname(path))
-    lines += latency_section(args, rows, raw_dir, os.path.dirname(path))
+    lines += latency_section(rows, raw_dir, os.path.dirname(path))
     lines += [
         "## Commands",
         "",
