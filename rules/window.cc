@@ -68,6 +68,8 @@
 #include <cstring>
 #include <utility>
 
+#include "rules/prefetch.h"
+
 namespace vigie::rules {
 
 namespace {
@@ -694,6 +696,15 @@ class EntryWindow : public Window {
   }
 
   bool Empty() const override { return st_.tail == st_.head; }
+
+  void PrefetchEntries() const override {
+    const uint32_t width = l_->width;
+    if (st_.buf == nullptr) return;
+    Prefetch(st_.buf.get());  // the back aggregate, and the first cells
+    if (st_.tail == st_.head) return;
+    Prefetch(st_.Cell(st_.Pos(st_.tail - 1), width));
+    Prefetch(st_.Cell(st_.Pos(st_.head), width));
+  }
 
   void Results(std::span<Value> out) const override {
     const WindowLayout& l = *l_;

@@ -90,6 +90,9 @@ class Window {
   // The next instant at which Expire() would change the content; kNever if none.
   virtual int64_t NextExpiry() const = 0;
   virtual void Clear() = 0;
+  // A cache hint for what the next Add and Expire read (the newest and oldest entries and the
+  // running aggregate), for a caller that knows it will call them soon. Changes nothing.
+  virtual void PrefetchEntries() const = 0;
   virtual bool Empty() const = 0;
   // Aggregate results per slot. count and sum of an empty window are 0; the others Missing.
   // String views stay valid until the next mutation of this window.

@@ -133,6 +133,30 @@ TEST_CASE("window: sliding: an event leaves exactly at ts + D", "[window]") {
   CHECK_FALSE(w->Expire(100'000));
 }
 
+TEST_CASE("window: PrefetchEntries is a hint: empty, full, wrapped and grown rings read the same after it", "[window]") {
+  for (const WindowSpec& spec : {Sliding(10'000), CountSpec(3), Accum(K::kTumbling, 60'000)}) {
+    auto w = Window::Make(spec, &kAll);
+    std::string serialized_before, serialized_after;
+    w->PrefetchEntries();  // no entry, no buffer growth yet
+    CHECK(Results(*w, kAll.size()) == "0 0 - - - - - - -");
+    // 9 events: the count window wraps its ring, the sliding one grows past its first capacity.
+    for (int i = 0; i < 9; ++i) {
+      AddAll(*w, 1'000 + 100 * i, N(i));
+      const std::string before = Results(*w, kAll.size());
+      const int64_t next = w->NextExpiry();
+      w->Serialize(&serialized_before);
+      w->PrefetchEntries();
+      w->Serialize(&serialized_after);
+      CHECK(Results(*w, kAll.size()) == before);
+      CHECK(w->NextExpiry() == next);
+      CHECK(serialized_after == serialized_before);
+      serialized_before.clear();
+      serialized_after.clear();
+    }
+    CHECK_FALSE(w->Empty());
+  }
+}
+
 TEST_CASE("window: sliding: min and max stay right when the entry holding the extremum leaves", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kMin, AggFunc::kMax};
   auto w = Window::Make(Sliding(1'000), &slots);
