@@ -1,12 +1,13 @@
 // The evaluator. See engine.h for the contract; the notes here are about how.
 //
-// Timers: one binary min-heap per engine keyed by (instant, rule order, arming order). Each group
+// Timers: one queue per engine ordered by (instant, rule order, arming order): rules/timer_queue.h,
+// which pops in a binary min-heap's order at a cost that does not grow with its size. Each group
 // has at most one *live* heap entry, at its earliest "wake" instant (the minimum of its pending
 // `for` timer, absence deadline, next sliding-window expiry, tumbling period close, session end
 // and idle-eviction deadline). When a group's wake moves later (an absence deadline pushed back by
 // a new event) nothing is pushed: the old entry pops, finds nothing due and re-arms at the new
-// wake. So the heap holds O(groups) entries whatever the event rate, a timer costs O(log n), and
-// no tick ever scans the groups. Stale entries are recognised because their instant differs from
+// wake. So the queue holds O(groups) entries whatever the event rate, and no tick ever scans the
+// groups. Stale entries are recognised because their instant differs from
 // the group's `heap_due`; a reference count keeps an evicted group's memory alive until its last
 // heap entry is popped.
 #include "rules/engine.h"
@@ -14,7 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <queue>
 #include <span>
 #include <tuple>
 #include <type_traits>
@@ -23,6 +23,7 @@
 #include "rules/bytes.h"
 #include "rules/group_table.h"
 #include "rules/rule.h"
+#include "rules/timer_queue.h"
 
 namespace vigie::rules {
 
@@ -150,6 +151,12 @@ struct GroupCold {
   }
 };
 
+// Ends a window that lives in its group's allocation (NewGroup): the group's block is freed
+// with the group.
+struct WindowInPlace {
+  void operator()(Window* w) const { w->~Window(); }
+};
+
 // One rule's state for one group key. A million of these must fit in well under 1 GiB with their
 // windows, so the layout is deliberate: the event path touches everything up to `last_event`,
 // which lies in the first 128 bytes (the two cache lines GroupTable::PrefetchElement fetches);
@@ -173,7 +180,7 @@ struct Group {
   bool gval_is_key = false;  // group_by has one field, and its value is the string `key`
   int64_t last_activity = 0;
   int64_t heap_due = kNever;  // the instant of its live timer entry
-  std::unique_ptr<Window> window;
+  std::unique_ptr<Window, WindowInPlace> window;  // in the group's own allocation (NewGroup)
   int64_t pending_due = kNever;
   int64_t last_seen = 0;
   int64_t period_end = kNever;
@@ -187,6 +194,32 @@ struct Group {
 // 136 bytes with libstdc++ (a 144-byte malloc chunk; it was 184 bytes, a 192-byte chunk, plus a
 // 64-byte chunk for the group value): keep it from growing unnoticed.
 static_assert(sizeof(Group) <= 136, "Group grew: see the layout note above");
+
+// A group and, for a windowed rule, its window, in one block: the window's first line follows the
+// group's, so the prefetch of a group (GroupTable::PrefetchElement with kLinesWithWindow) brings
+// it too, instead of a dependent miss once the group has arrived. Free with FreeGroup.
+constexpr size_t kWindowOffset =
+    (sizeof(Group) + Window::kInPlaceAlign - 1) / Window::kInPlaceAlign * Window::kInPlaceAlign;
+constexpr int kLinesWithWindow = 4;  // a 136-byte group and a 64-byte window, from any 16-byte start
+
+Group* NewGroup(uint32_t rule_index, const Rule& rule) {
+  const bool windowed = rule.kind == RuleKind::kWindowed;
+  void* mem = ::operator new(windowed ? kWindowOffset + Window::InPlaceSize() : sizeof(Group));
+  auto* g = new (mem) Group();
+  g->rule = rule_index;
+  if (windowed) g->window.reset(Window::MakeAt(static_cast<char*>(mem) + kWindowOffset, &rule.window_layout));
+  return g;
+}
+
+void FreeGroup(Group* g) {
+  g->~Group();
+  ::operator delete(g);
+}
+
+struct GroupFree {
+  void operator()(Group* g) const { FreeGroup(g); }
+};
+using GroupPtr = std::unique_ptr<Group, GroupFree>;
 
 GroupCold& Cold(Group* g) {
   if (!g->cold) g->cold = std::make_unique<GroupCold>();
@@ -278,7 +311,7 @@ struct RuleRt {
   }
   ~RuleRt() { Free(); }
   void Free() {
-    for (Group* g : groups.Release()) delete g;
+    for (Group* g : groups.Release()) FreeGroup(g);
   }
 };
 
@@ -316,7 +349,7 @@ struct Engine::Impl {
   EngineOptions opts;
   std::vector<RuleRt> rt;
   std::shared_ptr<StatsView> stats;
-  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> heap;
+  TimerQueue<TimerEntry> heap;  // rules/timer_queue.h: a binary heap's order, not its misses
   uint64_t seq = 0;
   int64_t now = 0;
   size_t groups_total = 0;
@@ -498,15 +531,15 @@ struct Engine::Impl {
   void Schedule(Group* g) {
     int64_t w = Wake(g);
     if (w == kNever || w >= g->heap_due) return;
-    heap.push(TimerEntry{w, g->rule, ++seq, g});
+    heap.Push(TimerEntry{w, g->rule, ++seq, g});
     g->heap_due = w;
     g->heap_refs++;
   }
 
   void Fire(int64_t target, OutputSink& out) {
-    while (!heap.empty() && heap.top().due <= target) {
-      TimerEntry e = heap.top();
-      heap.pop();
+    while (!heap.empty() && heap.Top().due <= target) {
+      TimerEntry e = heap.Top();
+      heap.Pop();
       Group* g = e.g;
       g->heap_refs--;
       if (g->zombie) {
@@ -529,7 +562,7 @@ struct Engine::Impl {
   }
 
   void MaybeFree(Group* g) {
-    if (g->zombie && g->heap_refs == 0 && !g->in_dirty_list && !g->in_changed_list) delete g;
+    if (g->zombie && g->heap_refs == 0 && !g->in_dirty_list && !g->in_changed_list) FreeGroup(g);
   }
 
   // ---- evaluation ----------------------------------------------------------------------------
@@ -823,12 +856,9 @@ struct Engine::Impl {
   // A new group for key k of `rule`, which has none (ProcessEvent looked it up first).
   Group* Create(uint32_t rule, const GroupsetKey& k) {
     RuleRt& r = rt[rule];
-    auto* g = new Group();
+    Group* g = NewGroup(rule, rs->rules[rule]);
     g->key = k.key;
-    g->rule = rule;
     SetGroupValues(g, k.vals);
-    const Rule& rr = rs->rules[rule];
-    if (rr.kind == RuleKind::kWindowed) g->window = Window::Make(&rr.window_layout);
     r.groups.Insert(k.hash, g);
     JoinBucket(g);
     AdjustGroups(rule, +1);
@@ -863,8 +893,8 @@ struct Engine::Impl {
     ctx.location = opts.location;
     ctx.scratch = &scratch;
     // Pass 1: the rules this event reaches here (group key and shard, then where), and a
-    // prefetch of each one's slot. Pass 2: a prefetch of each group the slot points at. Passes 3
-    // and 4 (below): the windows. Pass 5: the work, in rule order. At full load the groups of 100 k devices are not in cache; issued
+    // prefetch of each one's slot. Pass 2: a prefetch of each group (and its window) the slot
+    // points at. Pass 3 (below): the windows' entries. Pass 4: the work, in rule order. At full load the groups of 100 k devices are not in cache; issued
     // one rule at a time, the slot and group misses of an event's 4-5 rules were paid in series
     // (they were most of ProcessEvent's own time). `where` reads only the event, so evaluating it
     // first changes nothing but when its cache misses happen.
@@ -907,24 +937,23 @@ struct Engine::Impl {
       }
       cands.push_back(idx);
     }
-    for (uint32_t idx : cands) rt[idx].groups.PrefetchElement(gskeys[hot[idx].groupset].hash);
-    // Pass 3: the groups themselves (the first may wait for its line; the others have had the
-    // time to arrive), and a prefetch of each one's window. Pass 4: a prefetch of each window's
-    // entries. A windowed rule's chain is slot, group, window object, window entries: issued
-    // rule by rule, its last two misses were paid in series (EntryWindow::Add and Expire grew
-    // from 45 to 170 ns per event between 10 000 and 1 M devices). Only the rule's own work
-    // makes or removes its groups (evictions happen on timers, not here), so the groups found
-    // now are still the ones when pass 5 comes to each rule.
+    for (uint32_t idx : cands)
+      rt[idx].groups.PrefetchElement(gskeys[hot[idx].groupset].hash,
+                                     hot[idx].windowed ? kLinesWithWindow : 2);
+    // Pass 3: the groups themselves (the first may wait for its lines; the others have had the
+    // time to arrive), and a prefetch of each one's window entries. A windowed rule's chain is
+    // slot, group and window (one block: NewGroup), entries: issued rule by rule, the last miss
+    // was paid in series. Only the rule's own work makes or removes its groups (evictions happen
+    // on timers, not here), so the groups found now are still the ones when pass 4 comes to
+    // each rule.
     cand_groups.clear();
     for (uint32_t idx : cands) {
       const GroupsetKey& gk = gskeys[hot[idx].groupset];
       Group* g = rt[idx].groups.Find(gk.hash, gk.key);
-      if (g != nullptr && g->window) Prefetch(g->window.get());
+      if (g != nullptr && g->window) g->window->PrefetchEntries();
       cand_groups.push_back(g);
     }
-    for (const Group* g : cand_groups)
-      if (g != nullptr && g->window) g->window->PrefetchEntries();
-    // Pass 5: the work, in rule order.
+    // Pass 4: the work, in rule order.
     for (size_t ci = 0; ci < cands.size(); ++ci) {
       const uint32_t idx = cands[ci];
       const Rule& r = rs->rules[idx];
@@ -1056,6 +1085,7 @@ struct Engine::Impl {
       hot[i].where_rest = r.where_rest ? CodeOf(*r.where_rest) : nullptr;
       hot[i].rest_ok = r.where_rest_ok;
       hot[i].groupset = r.groupset;
+      hot[i].windowed = r.kind == RuleKind::kWindowed;
       bytes += sizeof(Rule) + sizeof(RuleStats) + sizeof(RuleHot) + CodeBytes(hot[i].where) +
                CodeBytes(hot[i].when);
     }
@@ -1075,6 +1105,7 @@ struct Engine::Impl {
     const ExprCode* when;        // null for absence rules
     int groupset;
     bool rest_ok;
+    bool windowed;  // its groups carry a window (NewGroup): pass 2 prefetches it with them
     // What to evaluate of `where`: null when nothing (no where, or only a test known to hold).
     const ExprCode* WhereFor(uint32_t known) const {
       return known && rest_ok ? where_rest : where;
@@ -1247,13 +1278,10 @@ struct Engine::Impl {
     }
     uint8_t has;
     if (!rd.U8(&has)) return false;
-    if (has) {
+    if (has) {  // (a windowed rule's group has its window from NewGroup, empty)
       std::string_view wb;
-      if (!rd.Str(&wb) || r.kind != RuleKind::kWindowed) return false;
-      g->window = Window::Make(&r.window_layout);
+      if (!rd.Str(&wb) || !g->window) return false;
       if (!g->window->Deserialize(wb)) return false;
-    } else if (r.kind == RuleKind::kWindowed) {
-      g->window = Window::Make(&r.window_layout);
     }
     if (!rd.U8(&has)) return false;
     if (has) {
@@ -1596,7 +1624,7 @@ struct Engine::Impl {
   // ---- restore -------------------------------------------------------------------------------
 
   // Makes a restored group live: in its rule's table, counted (not yet in a pack).
-  Group* AddRestored(uint32_t rule, std::unique_ptr<Group> g, uint64_t hash, size_t stored) {
+  Group* AddRestored(uint32_t rule, GroupPtr g, uint64_t hash, size_t stored) {
     Group* raw = g.release();
     rt[rule].groups.Insert(hash, raw);
     AdjustGroups(rule, +1);
@@ -1696,7 +1724,7 @@ struct Engine::Impl {
         }
         continue;
       }
-      auto g = std::make_unique<Group>();
+      GroupPtr g(NewGroup(rule, rs->rules[rule]));
       std::string owned(gk);
       if (!Deserialize(rule, owned, gv, g.get(), kStateFormat2)) {
         if (current) MarkBucketDirty(rule, b);
@@ -1826,7 +1854,7 @@ struct Engine::Impl {
         if (pi != foreign_pack_no.end() && pi->second >= j.no) return;
       }
     }
-    auto g = std::make_unique<Group>();
+    GroupPtr g(NewGroup(rule, rs->rules[rule]));
     std::string owned(gk);
     if (!Deserialize(rule, owned, gv, g.get(), kStateFormat2)) return;
     const uint64_t h = Fnv1a(owned);
@@ -1865,7 +1893,7 @@ struct Engine::Impl {
     }
     for (Group* g : unbucketed) {
       if (g->zombie) {
-        delete g;
+        FreeGroup(g);
         continue;
       }
       if (g->bucket != kNoBucket) continue;  // found in this shard's pack after its own key
@@ -1903,16 +1931,16 @@ struct Engine::Impl {
       for (Group* raw : rt[oi].groups.Release()) {
         raw->zombie = true;
         groups_total--;
-        if (raw->heap_refs == 0 && !raw->in_dirty_list && !raw->in_changed_list) delete raw;
+        if (raw->heap_refs == 0 && !raw->in_dirty_list && !raw->in_changed_list) FreeGroup(raw);
         else zombies.push_back(raw);
       }
     }
     // The heap refers to groups by pointer: rebuild it (reloads are rare). An evicted group that
     // only stale entries kept alive goes with them.
-    while (!heap.empty()) {
-      if (heap.top().g->zombie) zombies.push_back(heap.top().g);
-      heap.pop();
-    }
+    heap.ForEach([&](const TimerEntry& e) {
+      if (e.g->zombie) zombies.push_back(e.g);
+    });
+    heap.Clear();
     for (Group* z : zombies) z->heap_refs = 0;
     rt = std::move(nrt);
     rs = std::move(next);
@@ -1921,6 +1949,7 @@ struct Engine::Impl {
     gskeys.assign(rs->groupsets.size(), GroupsetKey{});
     matched.reserve(rs->rules.size());
     cands.reserve(rs->rules.size());
+    cand_groups.reserve(rs->rules.size());
     auto ns = MakeStats(rs, stats.get());
     ns->groups = static_cast<int64_t>(groups_total);
     stats = ns;
@@ -1962,7 +1991,7 @@ struct Engine::Impl {
     dirty.swap(live_dirty);
     std::sort(zombies.begin(), zombies.end());
     zombies.erase(std::unique(zombies.begin(), zombies.end()), zombies.end());
-    for (Group* z : zombies) delete z;
+    for (Group* z : zombies) FreeGroup(z);
     zombies.clear();
     for (uint32_t i = 0; i < rt.size(); ++i) {
       RuleStats& st = St(i);
@@ -1983,15 +2012,19 @@ struct Engine::Impl {
 
   ~Impl() {
     EndRound();
-    while (!heap.empty()) heap.pop();
+    // Evicted groups that only a timer entry still held.
     std::vector<Group*> zs;
+    heap.ForEach([&](const TimerEntry& e) {
+      if (e.g->zombie) zs.push_back(e.g);
+    });
+    heap.Clear();
     for (Group* g : dirty)
       if (g->zombie) zs.push_back(g);
     for (Group* g : changed)
       if (g->zombie) zs.push_back(g);
     std::sort(zs.begin(), zs.end());
     zs.erase(std::unique(zs.begin(), zs.end()), zs.end());
-    for (Group* g : zs) delete g;
+    for (Group* g : zs) FreeGroup(g);
   }
 };
 
@@ -2014,7 +2047,7 @@ int64_t Engine::now() const { return impl_->now; }
 
 int64_t Engine::NextTimer() const {
   // Skip stale entries lazily: the top may be stale, which only makes a worker wake early.
-  return impl_->heap.empty() ? kNever : impl_->heap.top().due;
+  return impl_->heap.empty() ? kNever : impl_->heap.Top().due;
 }
 
 void Engine::SwapRules(std::shared_ptr<const RuleSet> rules) { impl_->Swap(std::move(rules)); }
@@ -2066,7 +2099,7 @@ bool Engine::Restore(std::string_view key, std::string_view value) {
     if (m.opts.shard_count > 1 && ShardOfKey(gkey, m.opts.shard_count) != m.opts.shard_index) return false;
     idx = m.rs->FindRule(rest.substr(0, nul));
   }
-  auto g = std::make_unique<Group>();
+  GroupPtr g(idx < 0 ? nullptr : NewGroup(static_cast<uint32_t>(idx), m.rs->rules[static_cast<size_t>(idx)]));
   std::string owned_key(gkey);
   if (idx < 0 || !m.Deserialize(static_cast<uint32_t>(idx), owned_key, value, g.get(), format)) {
     m.pending_deletes.emplace_back(key);  // stale (rule gone or changed) or unreadable

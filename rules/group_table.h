@@ -57,12 +57,12 @@ class GroupTable {
   void PrefetchSlot(uint64_t hash) const {
     if (!slots_.empty()) Prefetch(&slots_[Home(hash)]);
   }
-  void PrefetchElement(uint64_t hash) const {
+  // `lines`: how many 64-byte steps from the element's start (what the caller reads of it).
+  void PrefetchElement(uint64_t hash, int lines = 2) const {
     if (slots_.empty()) return;
     const Slot& s = slots_[Home(hash)];
     if (s.hash == hash && s.ptr != nullptr) {
-      Prefetch(s.ptr);
-      Prefetch(reinterpret_cast<const char*>(s.ptr) + 64);
+      for (int i = 0; i < lines; ++i) Prefetch(reinterpret_cast<const char*>(s.ptr) + 64 * i);
     }
   }
 

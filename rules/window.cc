@@ -66,6 +66,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "rules/prefetch.h"
@@ -1076,6 +1077,15 @@ int64_t DefaultResolution(int64_t duration_ms) {
 std::unique_ptr<Window> Window::Make(const WindowLayout* layout) {
   if (layout == nullptr || layout->spec.kind == WindowSpec::Kind::kNone) return nullptr;
   return std::make_unique<EntryWindow>(layout);
+}
+
+static_assert(alignof(EntryWindow) <= Window::kInPlaceAlign);
+
+size_t Window::InPlaceSize() { return sizeof(EntryWindow); }
+
+Window* Window::MakeAt(void* mem, const WindowLayout* layout) {
+  if (layout == nullptr || layout->spec.kind == WindowSpec::Kind::kNone) return nullptr;
+  return new (mem) EntryWindow(layout);
 }
 
 std::unique_ptr<Window> Window::Make(const WindowSpec& spec, const std::vector<AggFunc>* slots) {

@@ -79,6 +79,13 @@ class Window {
   static std::unique_ptr<Window> Make(const WindowLayout* layout);
   // Convenience (tests): builds and owns its own layout from `spec` and `*slots` (copied).
   static std::unique_ptr<Window> Make(const WindowSpec& spec, const std::vector<AggFunc>* slots);
+  // In place: the engine keeps a group's window in the group's own allocation (one cache miss
+  // fewer per event). MakeAt constructs the window in `mem` (InPlaceSize() bytes, aligned to
+  // kInPlaceAlign) and returns it, or nullptr if the layout's kind is kNone; the caller ends it
+  // with ~Window() and frees `mem` itself.
+  static constexpr size_t kInPlaceAlign = 8;
+  static size_t InPlaceSize();
+  static Window* MakeAt(void* mem, const WindowLayout* layout);
   virtual ~Window() = default;
 
   // Adds an event at time `ts` (non-decreasing across calls). args[i] is the value of slot i's
