@@ -144,6 +144,8 @@ class Engine {
   void Process(const Event& ev, int64_t t, OutputSink& out);
   int64_t now() const;
   // The earliest pending timer, kNever (INT64_MAX) if none: lets a worker sleep until then.
+  // Const, but like every other call, only from the engine's thread (the timer queue may turn
+  // its wheel to find it).
   int64_t NextTimer() const;
 
   // Hot reload between two events: a rule whose fingerprint is unchanged keeps its groups and
