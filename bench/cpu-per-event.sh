@@ -12,6 +12,8 @@
 # thread name (vg-shard-0, vg-source, vg-dispatch, vg-checkpoint, rocksdb:high = flushes,
 # rocksdb:low = compactions, ZMQbg/IO/0 ...),
 # read from /proc/<pid>/task/*/stat at the same two instants: µs per event and share of the total.
+# WARMUP (seconds, default 5) and LOAD_ARGS (more vigie-load options, e.g. "--devices 1000000")
+# change the warm-up and the workload.
 #
 # Steadier than the maximum rate (bench/rules-throughput.sh), where the daemon and the load
 # generator share two cores: two runs of one binary agree within a few per cent, once SECONDS
@@ -20,7 +22,7 @@ set -euo pipefail
 RULES=${1:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
 RATE=${2:?usage: bench/cpu-per-event.sh RULES RATE [SECONDS]}
 SECS=${3:-60}
-WARMUP=5
+WARMUP=${WARMUP:-5}
 source "$(dirname "$0")/common/daemon.sh"
 start_daemon "$RULES"
 sample() {
@@ -28,7 +30,7 @@ sample() {
     /^process_cpu_seconds_total /{c=$2} END{print p, c}'
 }
 "$BUILD_DIR/bench/vigie-load" --endpoint tcp://127.0.0.1:17001 --rate "$RATE" \
-  --duration $((SECS + WARMUP + 2)) > "$tmp/load.log" 2>&1 &
+  --duration $((SECS + WARMUP + 2)) ${LOAD_ARGS:-} > "$tmp/load.log" 2>&1 &
 lp=$!
 # "<thread name>\t<utime+stime in clock ticks>" for every thread of the daemon.
 threads() {

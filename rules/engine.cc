@@ -13,6 +13,7 @@
 #include "rules/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <span>
@@ -398,7 +399,8 @@ struct Engine::Impl {
   std::vector<GroupsetKey> gskeys;  // one per rs->groupsets
   std::vector<uint32_t> cands;      // ProcessEvent: the matched rules that reach a group here
   std::vector<Group*> cand_groups;  // ProcessEvent: each cand's group, or null if it has none yet
-  uint64_t epoch = 0;               // bumped per event: invalidates gskeys
+  uint64_t epoch = 0;               // the current event's number: gskeys built for it have it
+  uint64_t epochs = 0;              // the last number given to an event (processed or prepared)
   std::vector<Value> gview;
   std::vector<Value> lets;
   std::vector<Value> aggs;
@@ -408,13 +410,14 @@ struct Engine::Impl {
 
   Impl(std::shared_ptr<const RuleSet> r, const EngineOptions& o) : rs(std::move(r)), opts(o) {
     rt.resize(rs->rules.size());
-    gskeys.resize(rs->groupsets.size());
+    SizeKeys(&gskeys);
     matched.reserve(rs->rules.size());  // Match never allocates then
     cands.reserve(rs->rules.size());
     cand_groups.reserve(rs->rules.size());
     stats = MakeStats(rs, nullptr);
     MakePrefixes();
     evf.Bind(&rs->fields);
+    BindPlans();
   }
 
   static std::shared_ptr<StatsView> MakeStats(const std::shared_ptr<const RuleSet>& rules,
@@ -865,13 +868,28 @@ struct Engine::Impl {
     return g;
   }
 
+  // One key per group_by list, with room for their values and usual keys: the arrays rotate
+  // between the current event and the prepared ones, and an array may meet a list for the
+  // first time long after start (no allocation on the event path then).
+  void SizeKeys(std::vector<GroupsetKey>* keys) const {
+    keys->assign(rs->groupsets.size(), GroupsetKey{});
+    for (size_t i = 0; i < keys->size(); ++i) {
+      (*keys)[i].vals.reserve(rs->groupsets[i].size());
+      (*keys)[i].key.reserve(kKeyRoom);
+    }
+  }
+  static constexpr size_t kKeyRoom = 64;
+
   // The key of group_by list `gs` for the current event (evf), built on first use.
-  const GroupsetKey& KeyFor(int gs) {
-    GroupsetKey& k = gskeys[static_cast<size_t>(gs)];
-    if (k.epoch == epoch) return k;
-    k.epoch = epoch;
+  const GroupsetKey& KeyFor(int gs) { return KeyIn(gskeys, epoch, evf, gs); }
+  // The same for the event numbered `ep`, read through `f`, with its keys in `keys`.
+  const GroupsetKey& KeyIn(std::vector<GroupsetKey>& keys, uint64_t ep, const EventFields& f,
+                           int gs) {
+    GroupsetKey& k = keys[static_cast<size_t>(gs)];
+    if (k.epoch == ep) return k;
+    k.epoch = ep;
     k.ok = BuildGroupKey(rs->groupsets[static_cast<size_t>(gs)],
-                         rs->groupset_fields[static_cast<size_t>(gs)], evf, &k.key, &k.vals);
+                         rs->groupset_fields[static_cast<size_t>(gs)], f, &k.key, &k.vals);
     if (!k.ok) return k;
     k.hash = Fnv1a(k.key);
     k.mine = opts.shard_count <= 1 ||
@@ -879,12 +897,116 @@ struct Engine::Impl {
     return k;
   }
 
-  void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
+  // ---- lookahead (Engine::Prepare) -----------------------------------------------------------
+  //
+  // With a million groups an event's own rules are too few to hide its chain of misses (slot,
+  // then group, then window entries: one memory latency each, bench/PROFILE.md). A prepared
+  // event has its rules matched and its keys built kLookahead events before it is processed;
+  // its slots are asked for then, its groups one event later, and ProcessEvent takes the plan
+  // over instead of matching again. Only worth it when the groups outgrow the caches and an
+  // event reaches few rules here (with ten, its own passes overlap enough, and the plans'
+  // bookkeeping costs): `lookahead` is decided every kGateEvents events from both.
+  struct Plan {
+    const Event* ev = nullptr;
+    uint64_t epoch = 0;
+    EventFields evf;
+    std::vector<uint32_t> matched;
+    std::vector<GroupsetKey> gskeys;
+    std::vector<uint32_t> reach;  // matched rules whose group is here (their slots prefetched)
+  };
+  static constexpr size_t kPlans = Engine::kLookahead + 1;
+  std::array<Plan, kPlans> plans;
+  size_t plan_head = 0, plan_count = 0;
+  bool lookahead = opts.lookahead == EngineOptions::Lookahead::kOn;
+  static constexpr uint32_t kGateEvents = 4096;
+  static constexpr size_t kLookaheadGroups = 200'000;  // about 60 MiB of groups and windows
+  static constexpr uint32_t kLookaheadRules = 6;        // rules reached per event, on average
+  uint32_t gate_events = 0;
+  uint64_t gate_reach = 0;
+
+  void BindPlans() {
+    DropPrepared();
+    for (Plan& p : plans) {
+      p.evf.Bind(&rs->fields);
+      SizeKeys(&p.gskeys);
+      p.matched.reserve(rs->rules.size());
+      p.reach.reserve(rs->rules.size());
+    }
+  }
+
+  void DropPrepared() {
+    for (size_t i = 0; i < plan_count; ++i) plans[(plan_head + i) % kPlans].evf.Release();
+    plan_head = plan_count = 0;
+  }
+
+  void Prepare(const Event& ev) {
+    if (!lookahead || plan_count == kPlans) return;
+    // The newest plan's slots were asked for one event ago: now its groups.
+    if (plan_count > 0) {
+      const Plan& prev = plans[(plan_head + plan_count - 1) % kPlans];
+      for (uint32_t idx : prev.reach)
+        rt[idx].groups.PrefetchElement(prev.gskeys[hot[idx].groupset].hash,
+                                       hot[idx].windowed ? kLinesWithWindow : 2);
+    }
+    Plan& p = plans[(plan_head + plan_count) % kPlans];
+    p.ev = &ev;
+    p.epoch = ++epochs;
+    p.evf.Load(ev);
+    rs->MatchTagged(p.evf, &p.matched);
+    p.reach.clear();
+    for (uint32_t m : p.matched) {
+      const uint32_t idx = m >> 1;
+      const GroupsetKey& gk = KeyIn(p.gskeys, p.epoch, p.evf, hot[idx].groupset);
+      if (!gk.ok || !gk.mine) continue;
+      rt[idx].groups.PrefetchSlot(gk.hash);
+      p.reach.push_back(idx);
+    }
+    ++plan_count;
+  }
+
+  // Makes `ev` the current event: its plan if it is the oldest prepared one (matched, keys
+  // built), else matched here. Plans for later events stay (the lookahead was just switched on,
+  // and the events before the first prepared one come first) unless they fill the ring: then
+  // the caller went another way, and they go.
+  void BeginEvent(const Event& ev) {
+    if (plan_count > 0 && plans[plan_head].ev == &ev && plans[plan_head].evf.Holds(&ev)) {
+      Plan& p = plans[plan_head];
+      std::swap(evf, p.evf);
+      std::swap(matched, p.matched);
+      std::swap(gskeys, p.gskeys);
+      epoch = p.epoch;
+      p.evf.Release();
+      plan_head = (plan_head + 1) % kPlans;
+      --plan_count;
+      return;
+    }
+    if (plan_count == kPlans) DropPrepared();
     // By kind and the rules' leading where tests (rules/index.h): rule << 1 | 1 when the event
     // was found under the test's constants, which then need not be compared again.
     evf.Load(ev);  // its fields by number, for every read below (rules/fields.h)
     rs->MatchTagged(evf, &matched);
-    ++epoch;
+    epoch = ++epochs;
+  }
+
+  // Every kGateEvents events: is the lookahead worth its bookkeeping now?
+  void Gate(size_t reached) {
+    gate_reach += reached;
+    if (++gate_events < kGateEvents) return;
+    switch (opts.lookahead) {
+      case EngineOptions::Lookahead::kOn: lookahead = true; break;
+      case EngineOptions::Lookahead::kOff: lookahead = false; break;
+      case EngineOptions::Lookahead::kAuto:
+        lookahead = groups_total >= kLookaheadGroups &&
+                    gate_reach <= uint64_t{kLookaheadRules} * gate_events;
+        break;
+    }
+    gate_events = 0;
+    gate_reach = 0;
+    if (!lookahead) DropPrepared();
+  }
+
+  void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
+    BeginEvent(ev);
     EvalContext ctx;
     ctx.event = &ev;
     ctx.fields = &evf;
@@ -1030,6 +1152,7 @@ struct Engine::Impl {
       }
       Schedule(g);
     }
+    Gate(cands.size());
     evf.Release();
   }
 
@@ -1946,7 +2069,8 @@ struct Engine::Impl {
     rs = std::move(next);
     MakePrefixes();
     evf.Bind(&rs->fields);
-    gskeys.assign(rs->groupsets.size(), GroupsetKey{});
+    BindPlans();
+    SizeKeys(&gskeys);
     matched.reserve(rs->rules.size());
     cands.reserve(rs->rules.size());
     cand_groups.reserve(rs->rules.size());
@@ -2042,6 +2166,9 @@ void Engine::Process(const Event& ev, int64_t t, OutputSink& out) {
   AdvanceTo(t, out);
   impl_->ProcessEvent(ev, t, out);
 }
+
+void Engine::Prepare(const Event& ev) { impl_->Prepare(ev); }
+void Engine::DropPrepared() { impl_->DropPrepared(); }
 
 int64_t Engine::now() const { return impl_->now; }
 

@@ -50,6 +50,10 @@ struct EngineOptions {
   int shard_count = 1;
   // Groups idle this long with nothing that can still fire are dropped (0 = never).
   int64_t idle_evict_ms = 0;
+  // Prepare()'s lookahead: kAuto decides from the group count and the rules reached per event;
+  // kOn and kOff force it (tests, benchmarks).
+  enum class Lookahead : uint8_t { kAuto, kOn, kOff };
+  Lookahead lookahead = Lookahead::kAuto;
 };
 
 // The puts of a StateDelta: every key and value back to back in one buffer. A checkpoint hands
@@ -142,6 +146,17 @@ class Engine {
   void AdvanceTo(int64_t now_ms, OutputSink& out);
   // Advances to `t` (at least the engine time) and processes `ev` at that instant.
   void Process(const Event& ev, int64_t t, OutputSink& out);
+  // A hint that `ev` will be processed after the events prepared before it: call it kLookahead
+  // events ahead (a worker's batch: Prepare(events[i + kLookahead]) before
+  // Process(events[i])). The engine may match `ev` and build its group keys now and ask for its
+  // groups' cache lines, so that Process finds them there; it does so only while the groups
+  // outgrow the caches and events reach few rules (otherwise the call returns at once). `ev`
+  // must stay alive and unchanged until processed, or until DropPrepared(), which the caller
+  // calls before it reuses the events' storage. Processing an event other than the oldest
+  // prepared one forgets every plan. Never changes what Process does or outputs.
+  static constexpr int kLookahead = 2;
+  void Prepare(const Event& ev);
+  void DropPrepared();
   int64_t now() const;
   // The earliest pending timer, kNever (INT64_MAX) if none: lets a worker sleep until then.
   // Const, but like every other call, only from the engine's thread (the timer queue may turn

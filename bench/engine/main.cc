@@ -116,6 +116,11 @@ int main(int argc, char** argv) {
                  "run only these stages (comma-separated: match_kind, match_index, where_kind, "
                  "where_index, process)");
   app.add_flag("--no-check", no_check, "skip the check that the index keeps what passes");
+  std::string lookahead = "auto";
+  app.add_option("--lookahead", lookahead,
+                 "Engine::Prepare's lookahead: auto (the engine decides, as in the daemon), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (events < 1 || seconds <= 0 || rate <= 0 || warmup < 0) {
     std::fprintf(stderr,
@@ -229,6 +234,9 @@ int main(int argc, char** argv) {
     vr::FixedOffsetZone tz(3600);
     vr::EngineOptions eopts;
     eopts.tz = &tz;
+    eopts.lookahead = lookahead == "on"    ? vr::EngineOptions::Lookahead::kOn
+                      : lookahead == "off" ? vr::EngineOptions::Lookahead::kOff
+                                           : vr::EngineOptions::Lookahead::kAuto;
     vr::Engine engine(rs, eopts);
     CountingSink sink;
     // Warm-up: one pass over the events (at most --warmup seconds), so that groups exist and
@@ -241,15 +249,21 @@ int main(int argc, char** argv) {
     stages.push_back(Run("process", n, seconds, [&](size_t i, uint64_t k) {
       const uint64_t before = sink.count;
       const size_t j = (i + warm) % n;  // go on where the warm-up stopped
-      // As a shard reads its batch (daemon/pipeline/shard.cc): the event two ahead, then what
-      // the next one points at, so that the stage measures the engine, not the first touch of
-      // an event that is not in cache.
-      vr::PrefetchEvent(evs[(j + 2) % n]);
-      vr::PrefetchEventData(evs[(j + 1) % n]);
+      // As a shard reads its batch (daemon/pipeline/shard.cc): the event two ahead of the one
+      // prepared, then what the next one points at, so that the stage measures the engine, not
+      // the first touch of an event that is not in cache.
+      // And as a shard hints its engine (Engine::Prepare): kLookahead events ahead.
+      constexpr size_t kAhead = vr::Engine::kLookahead;
+      if (k == 0)
+        for (size_t a = 0; a < kAhead; ++a) engine.Prepare(evs[(j + a) % n]);
+      vr::PrefetchEvent(evs[(j + kAhead + 2) % n]);
+      vr::PrefetchEventData(evs[(j + kAhead + 1) % n]);
+      engine.Prepare(evs[(j + kAhead) % n]);
       engine.Process(evs[j], t0 + static_cast<int64_t>(static_cast<double>(warm + k) * step_ms),
                      sink);
       return sink.count - before;
     }));
+    engine.DropPrepared();
     groups = engine.group_count();
     warmed = warm;
     rss_after = ResidentBytes();

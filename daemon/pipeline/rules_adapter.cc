@@ -13,6 +13,8 @@ class RulesShardEngine final : public ShardEngine {
   void Process(const rules::Event& ev, int64_t t, rules::OutputSink& out) override {
     engine_.Process(ev, t, out);
   }
+  void Prepare(const rules::Event& ev) override { engine_.Prepare(ev); }
+  void DropPrepared() override { engine_.DropPrepared(); }
   int64_t now() const override { return engine_.now(); }
   int64_t NextTimer() const override { return engine_.NextTimer(); }
   void SwapRules(std::shared_ptr<const rules::RuleSet> rs) override { engine_.SwapRules(std::move(rs)); }

@@ -165,13 +165,17 @@ void ShardWorker::Checkpoint(CheckpointKind kind) {
 void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
   uint64_t late = 0, future = 0, originals = 0;
   // Events come from the source's core: ask for them ahead (two events for the event itself,
-  // one for its kind and fields), hiding those misses behind the current event's work.
-  if (b.size > 0) rules::PrefetchEvent(b.events[0]);
-  if (b.size > 1) rules::PrefetchEvent(b.events[1]);
-  if (b.size > 0) rules::PrefetchEventData(b.events[0]);
+  // one for its kind and fields), hiding those misses behind the work of the events before.
+  // The engine may read each event kLookahead events before it processes it (Prepare: when its
+  // groups outgrow the caches), so the events are asked for that much further ahead.
+  constexpr size_t kAhead = ShardEngine::kLookahead;
+  for (size_t j = 0; j < b.size && j < kAhead + 2; ++j) rules::PrefetchEvent(b.events[j]);
+  for (size_t j = 0; j < b.size && j < kAhead + 1; ++j) rules::PrefetchEventData(b.events[j]);
+  for (size_t j = 0; j < b.size && j < kAhead; ++j) engine_->Prepare(b.events[j]);
   for (size_t i = 0; i < b.size; ++i) {
-    if (i + 2 < b.size) rules::PrefetchEvent(b.events[i + 2]);
-    if (i + 1 < b.size) rules::PrefetchEventData(b.events[i + 1]);
+    if (i + kAhead + 2 < b.size) rules::PrefetchEvent(b.events[i + kAhead + 2]);
+    if (i + kAhead + 1 < b.size) rules::PrefetchEventData(b.events[i + kAhead + 1]);
+    if (i + kAhead < b.size) engine_->Prepare(b.events[i + kAhead]);
     const rules::Event& ev = b.events[i];
     const int64_t lo = engine_->now();
     int64_t t = ev.ts_ms;
@@ -195,6 +199,7 @@ void ShardWorker::ProcessBatch(const EventBatch& b, int64_t wall_ms) {
     // would otherwise charge the first event with the last's wait.
     if (timed) stats_.latency.Observe(static_cast<double>(now_ns - ev.ingest_ns) * 1e-9);
   }
+  engine_->DropPrepared();  // none is left; the batch's storage is reused after this
   ShardStats::Add(stats_.processed, originals);
   ShardStats::Add(stats_.batches);
   if (late) ShardStats::Add(stats_.late, late);

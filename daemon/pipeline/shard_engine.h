@@ -29,6 +29,11 @@ class ShardEngine {
   virtual ~ShardEngine() = default;
   virtual void AdvanceTo(int64_t now_ms, rules::OutputSink& out) = 0;
   virtual void Process(const rules::Event& ev, int64_t t, rules::OutputSink& out) = 0;
+  // Hints, as rules::Engine::Prepare / DropPrepared (kLookahead events ahead; dropped before
+  // the batch's storage is reused). The default ignores them.
+  static constexpr size_t kLookahead = rules::Engine::kLookahead;
+  virtual void Prepare(const rules::Event& /*ev*/) {}
+  virtual void DropPrepared() {}
   virtual int64_t now() const = 0;
   virtual int64_t NextTimer() const = 0;  // INT64_MAX if none
   virtual void SwapRules(std::shared_ptr<const rules::RuleSet> rules) = 0;
