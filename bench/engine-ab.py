@@ -11,9 +11,12 @@ share the cache and memory): compare ratios, not the absolute figures.
 
   bench/engine-ab.py OLD_BUILD_DIR NEW_BUILD_DIR [--pairs 6] -- RULES [vigie-engine-bench args]
   bench/engine-ab.py /tmp/old/build build -- /tmp/rules-10000.yaml --devices 100000 --events 200000
+  bench/engine-ab.py build build --old-args="--lookahead off" --new-args="--lookahead on" -- \
+      city-all.yaml --devices 1000000 --events 2000000 --warmup 30 --seconds 3
 
 The arguments after `--` go to vigie-engine-bench as they are, with `--only process --no-check`
-added unless given. Standard library only; Linux (sched_setaffinity).
+added unless given; --old-args and --new-args add arguments to one side only (one build, two
+settings). Standard library only; Linux (sched_setaffinity).
 """
 import argparse
 import json
@@ -52,6 +55,8 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--pairs", type=int, default=6)
+    ap.add_argument("--old-args", default="", help="more vigie-engine-bench arguments for OLD only")
+    ap.add_argument("--new-args", default="", help="more vigie-engine-bench arguments for NEW only")
     args = ap.parse_args(argv[:cut])
     bench_args = argv[cut + 1:]
     if "--only" not in bench_args:
@@ -64,15 +69,16 @@ def main():
     ratios = []
     for i in range(args.pairs):
         c_old, c_new = (cores[0], cores[1]) if i % 2 == 0 else (cores[1], cores[0])
-        p_old = start(args.old, bench_args, c_old)
-        p_new = start(args.new, bench_args, c_new)
+        p_old = start(args.old, bench_args + args.old_args.split(), c_old)
+        p_new = start(args.new, bench_args + args.new_args.split(), c_new)
         old, new = result(p_old, args.old), result(p_new, args.new)
         ratios.append(new / old)
         print(f"pair {i + 1}: old {old:,.0f} ns/event (core {c_old}), new {new:,.0f} (core {c_new}),"
               f" new/old {new / old:.3f}", flush=True)
     print(f"new/old over {len(ratios)} pairs: median {statistics.median(ratios):.3f}, "
           f"min {min(ratios):.3f}, max {max(ratios):.3f}")
-    print("command: vigie-engine-bench " + " ".join(bench_args))
+    print("command: vigie-engine-bench " + " ".join(bench_args) +
+          (f" (old: {args.old_args}; new: {args.new_args})" if args.old_args or args.new_args else ""))
 
 
 if __name__ == "__main__":

@@ -919,7 +919,7 @@ struct Engine::Impl {
   size_t plan_head = 0, plan_count = 0;
   bool lookahead = opts.lookahead == EngineOptions::Lookahead::kOn;
   static constexpr uint32_t kGateEvents = 4096;
-  static constexpr size_t kLookaheadGroups = 200'000;  // about 60 MiB of groups and windows
+  static constexpr size_t kLookaheadGroups = 64'000;  // ~50 MiB of groups and windows at ~800 B each
   static constexpr uint32_t kLookaheadRules = 6;        // rules reached per event, on average
   uint32_t gate_events = 0;
   uint64_t gate_reach = 0;
