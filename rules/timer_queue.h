@@ -41,7 +41,8 @@ namespace vigie::rules {
 template <class E>
 class TimerQueue {
  public:
-  // Buckets of 2^shift ms, `slots` of them (a power of two, at least 64).
+  // Buckets of 2^shift ms (shift in [0, 30]), `slots` of them (rounded up to a power of two, at
+  // least 64).
   static constexpr int kDefaultShift = 6;             // 64 ms
   static constexpr size_t kDefaultSlots = 1u << 16;   // × 65 536: a span of 70 minutes
 
