@@ -74,8 +74,9 @@ struct WindowLayout {
 
 class Window {
  public:
-  // The engine's form: `layout` is owned by the rule and outlives the window, or until Rebind().
-  // nullptr if the layout's kind is kNone.
+  // A window of its own heap block over a shared layout (`layout` is owned by the rule and
+  // outlives the window, or until Rebind()); nullptr if the layout's kind is kNone. The engine
+  // uses MakeAt (below) instead, with the same layouts.
   static std::unique_ptr<Window> Make(const WindowLayout* layout);
   // Convenience (tests): builds and owns its own layout from `spec` and `*slots` (copied).
   static std::unique_ptr<Window> Make(const WindowSpec& spec, const std::vector<AggFunc>* slots);
