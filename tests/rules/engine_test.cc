@@ -1159,6 +1159,63 @@ TEST_CASE("engine: a stateless rule without `for` makes its group when `when` fi
   CHECK(e2.stats(0).activations.load() == 1);
 }
 
+TEST_CASE("engine: a stateless rule with `for` makes its group when `when` first holds, and its "
+          "timer fires with the most recent event while pending",
+          "[engine][state]") {
+  auto rs = MustCompile(R"(rules:
+  - name: hot
+    on: temp
+    when: t > 30
+    for: 1m
+    then:
+      - alert: {severity: warning, summary: "Hot {device} {t} {n}"}
+)");
+  FixedOffsetZone tz(3600);
+  Engine e(rs, Opts(&tz));
+  Collect sink;
+  auto temp = [](int64_t ts, double t, int n) {
+    return MakeEvent(ts, "temp", {{"device", "s1"}, {"t", t}, {"n", n}});
+  };
+  e.Process(temp(kT0, 20, 1), kT0, sink);
+  e.Process(temp(kT0 + kSec, 25, 2), kT0 + kSec, sink);
+  CHECK(e.group_count() == 0);  // `when` never held: nothing held, nothing written
+  CHECK(e.stats(0).evaluations.load() == 2);
+  StateDelta d;
+  e.TakeAll(&d);
+  CHECK(d.puts.empty());
+
+  e.Process(temp(kT0 + 2 * kSec, 35, 3), kT0 + 2 * kSec, sink);  // pending from here
+  CHECK(e.group_count() == 1);
+  CHECK(e.NextTimer() == kT0 + 62 * kSec);
+  e.Process(temp(kT0 + 10 * kSec, 36, 4), kT0 + 10 * kSec, sink);  // still pending
+  // A restart while pending keeps the timer and the most recent event.
+  Store store;
+  e.TakeAll(&d);
+  store.Apply(d);
+  Engine e2(rs, Opts(&tz));
+  Collect after;
+  for (const auto& [k, v] : store.kv) CHECK(e2.Restore(k, v));
+  e2.FinishRestore(kT0 + 20 * kSec, after);
+  const std::vector<std::string> fired{"21:01:02.000 hot s1 alert firing warning Hot s1 36 4"};
+  e.AdvanceTo(kT0 + 62 * kSec, sink);
+  CHECK(BriefAll(sink.outs) == fired);
+  e2.AdvanceTo(kT0 + 62 * kSec, after);
+  CHECK(BriefAll(after.outs) == fired);
+
+  // `when` stops holding before `for`: cancelled, nothing fires; and the event that breaks it
+  // is not the one a later timer reports.
+  e.Process(temp(kT0 + 70 * kSec, 20, 5), kT0 + 70 * kSec, sink);  // deactivates (no otherwise)
+  e.Process(temp(kT0 + 80 * kSec, 31, 6), kT0 + 80 * kSec, sink);  // pending again
+  e.Process(temp(kT0 + 90 * kSec, 10, 7), kT0 + 90 * kSec, sink);  // cancelled
+  e.AdvanceTo(kT0 + 200 * kSec, sink);
+  CHECK(sink.outs.size() == 2);  // the firing above and its resolve at 70 s
+  e.Process(temp(kT0 + 210 * kSec, 32, 8), kT0 + 210 * kSec, sink);
+  e.Process(temp(kT0 + 220 * kSec, 33, 9), kT0 + 220 * kSec, sink);
+  e.AdvanceTo(kT0 + 270 * kSec, sink);
+  REQUIRE(sink.outs.size() == 3);
+  CHECK(Brief(sink.outs.back()) == "21:04:30.000 hot s1 alert firing warning Hot s1 33 9");
+}
+
 // A sink that keeps refilling one output (the default OutputSink::NewOutput; Emit does not move
 // from it), as the daemon's shard sink refills the outputs the dispatcher gives back, and keeps
 // a rendering of each. Compared with a sink that takes every output away (a fresh one each time).
