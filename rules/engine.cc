@@ -1005,6 +1005,27 @@ struct Engine::Impl {
     if (!lookahead) DropPrepared();
   }
 
+  // count_distinct looks its value up in a table that grows with the keys (the loops of a
+  // zone): with groups out of cache (the lookahead is on), pass 3 hints it too. The argument
+  // sees only the event; pass 4 evaluates it again and counts its errors. Out of line: the
+  // pass stays as small as it was where the lookahead is off.
+  [[gnu::noinline]] void PrefetchDistinct(uint32_t idx, const Window& w, EvalContext& ctx) {
+    const Rule& r = rs->rules[idx];
+    const std::vector<uint32_t>& d = r.window_layout.distinct;
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (!r.aggs[d[i]].arg) continue;
+      scratch.Reset();
+      w.PrefetchDistinct(i, Eval(*r.aggs[d[i]].arg, ctx));
+    }
+    ctx.errors = 0;
+  }
+
+  [[gnu::noinline]] void PrefetchDistinctAll(EvalContext& ctx) {
+    for (size_t ci = 0; ci < cands.size(); ++ci)
+      if (hot[cands[ci]].distinct && cand_groups[ci] != nullptr)
+        PrefetchDistinct(cands[ci], *cand_groups[ci]->window, ctx);
+  }
+
   void ProcessEvent(const Event& ev, int64_t T, OutputSink& out) {
     BeginEvent(ev);
     EvalContext ctx;
@@ -1075,6 +1096,7 @@ struct Engine::Impl {
       if (g != nullptr && g->window) g->window->PrefetchEntries();
       cand_groups.push_back(g);
     }
+    if (lookahead) PrefetchDistinctAll(ctx);
     // Pass 4: the work, in rule order.
     for (size_t ci = 0; ci < cands.size(); ++ci) {
       const uint32_t idx = cands[ci];
@@ -1221,6 +1243,7 @@ struct Engine::Impl {
       hot[i].rest_ok = r.where_rest_ok;
       hot[i].groupset = r.groupset;
       hot[i].windowed = r.kind == RuleKind::kWindowed;
+      hot[i].distinct = hot[i].windowed && !r.window_layout.distinct.empty();
       bytes += sizeof(Rule) + sizeof(RuleStats) + sizeof(RuleHot) + CodeBytes(hot[i].where) +
                CodeBytes(hot[i].when);
     }
@@ -1241,6 +1264,7 @@ struct Engine::Impl {
     int groupset;
     bool rest_ok;
     bool windowed;  // its groups carry a window (NewGroup): pass 2 prefetches it with them
+    bool distinct;  // its window has count_distinct slots (pass 3 may hint their tables)
     // What to evaluate of `where`: null when nothing (no where, or only a test known to hold).
     const ExprCode* WhereFor(uint32_t known) const {
       return known && rest_ok ? where_rest : where;

@@ -171,6 +171,13 @@ class HashSeqTable {
       if (keys_[i] == 0) return nullptr;
     }
   }
+  // A cache hint for Find(key) and the update that follows it.
+  void PrefetchFind(uint64_t key) const {
+    if (keys_.empty()) return;
+    const size_t i = key & (keys_.size() - 1);
+    Prefetch(&keys_[i]);
+    Prefetch(&seqs_[i]);
+  }
   // `key` must not be present.
   void Insert(uint64_t key, uint64_t seq) {
     if ((size_ + 1) * 2 > keys_.size()) Grow();
@@ -739,6 +746,11 @@ class EntryWindow : public Window {
       size_t n = s.x->tables[i].size();
       out[l.distinct[i]] = n == 0 ? Value::Missing() : Value::Number(static_cast<double>(n));
     }
+  }
+
+  void PrefetchDistinct(size_t i, const Value& v) const override {
+    if (st_.x == nullptr || i >= st_.x->tables.size() || v.missing()) return;
+    st_.x->tables[i].PrefetchFind(HashValue(v));
   }
 
   bool DistinctOverflow() const override {

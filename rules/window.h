@@ -101,6 +101,9 @@ class Window {
   // A cache hint for what the next Add and Expire read (the newest and oldest entries and the
   // running aggregate), for a caller that knows it will call them soon. Changes nothing.
   virtual void PrefetchEntries() const = 0;
+  // A cache hint for count_distinct slot i (the layout's distinct[i]): where the next Add, with
+  // `v` as that slot's argument, looks the value up. Changes nothing.
+  virtual void PrefetchDistinct(size_t i, const Value& v) const = 0;
   virtual bool Empty() const = 0;
   // Aggregate results per slot. count and sum of an empty window are 0; the others Missing.
   // String views stay valid until the next mutation of this window.

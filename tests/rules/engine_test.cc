@@ -1332,9 +1332,23 @@ KV Everything(Engine& e) {
 
 }  // namespace
 
+// kStateRules and a count_distinct rule, whose tables the lookahead hints (PrefetchDistinct):
+// one argument always a type error (string + number), counted alike with hints or without.
+const std::string kLookaheadRules = std::string(kStateRules) + R"(  - name: crowd
+    on: pedestrian
+    group_by: crossing
+    window: {sliding: 30s}
+    let:
+      people: count_distinct(device)
+      odd: count_distinct(device + 1)
+    when: people >= 6
+    then:
+      - command: {target: "x/{crossing}", action: crowd, n: "{people}"}
+)";
+
 TEST_CASE("engine lookahead: Prepare changes nothing of the outputs or the state, in order or not",
           "[engine][lookahead]") {
-  auto rs = MustCompile(kStateRules);
+  auto rs = MustCompile(kLookaheadRules);
   FixedOffsetZone tz(3600);
   const std::vector<Event> evs = LookaheadStream(3000);
   for (int count : {1, 2}) {
@@ -1381,6 +1395,17 @@ TEST_CASE("engine lookahead: Prepare changes nothing of the outputs or the state
       CHECK(BriefAll(got.outs) == BriefAll(want2.outs));
       CHECK(Everything(ahead) == Everything(plain2));
       CHECK(ahead.group_count() == plain2.group_count());
+      for (size_t r = 0; r < rs->rules.size(); ++r) {
+        CAPTURE(r);
+        CHECK(ahead.stats(r).evaluations.load() == plain2.stats(r).evaluations.load());
+        for (int e = 0; e < RuleStats::kErrorCount_; ++e)
+          CHECK(ahead.stats(r).errors[e].load() == plain2.stats(r).errors[e].load());
+      }
+      if (count == 1) {
+        CHECK(ahead.stats(rs->rules.size() - 1).errors[RuleStats::kTypeMismatch].load() > 0);
+        CHECK(std::count_if(got.outs.begin(), got.outs.end(),
+                            [](const Output& o) { return o.rule == "crowd"; }) > 0);
+      }
     }
   }
 }

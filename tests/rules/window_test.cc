@@ -157,6 +157,32 @@ TEST_CASE("window: PrefetchEntries is a hint: empty, full, wrapped and grown rin
   }
 }
 
+TEST_CASE("window: PrefetchDistinct is a hint: any slot, value or state, the window reads the same", "[window]") {
+  for (const WindowSpec& spec : {Sliding(10'000), CountSpec(3), Accum(K::kTumbling, 60'000)}) {
+    auto w = Window::Make(spec, &kAll);
+    // Before any table exists, past the last distinct slot, a missing value, a string.
+    for (size_t i : {size_t{0}, size_t{1}, size_t{100}}) {
+      w->PrefetchDistinct(i, N(1));
+      w->PrefetchDistinct(i, M());
+      w->PrefetchDistinct(i, S("loop-7"));
+    }
+    CHECK(Results(*w, kAll.size()) == "0 0 - - - - - - -");
+    std::string before, after;
+    for (int i = 0; i < 40; ++i) {  // the distinct table grows several times
+      AddAll(*w, 1'000 + 100 * i, N(i % 17));
+      const std::string results = Results(*w, kAll.size());
+      w->Serialize(&before);
+      for (int v = 0; v < 20; ++v) w->PrefetchDistinct(0, N(v));
+      w->PrefetchDistinct(1, N(3));
+      w->Serialize(&after);
+      CHECK(Results(*w, kAll.size()) == results);
+      CHECK(after == before);
+      before.clear();
+      after.clear();
+    }
+  }
+}
+
 TEST_CASE("window: sliding: min and max stay right when the entry holding the extremum leaves", "[window]") {
   std::vector<AggFunc> slots = {AggFunc::kMin, AggFunc::kMax};
   auto w = Window::Make(Sliding(1'000), &slots);
