@@ -4,7 +4,7 @@
 Runs build/bench/engine/vigie-engine-bench (one thread, no daemon, no transport) several times
 per point, alternating the points so that a slow minute of the machine spreads over all of them,
 and prints a Markdown report: median, min and max ns per event, the ratios the targets name
-(10 000 rules against 100, 1 M devices against 10 000) and the engine's bytes per group.
+(10 000 rules against 100; about 1 M groups against 10 000) and the engine's bytes per group.
 
   bench/engine-scaling.py                 # both series, 3 runs each (about 6 minutes)
   bench/engine-scaling.py --runs 5 --only rules
@@ -12,8 +12,12 @@ and prints a Markdown report: median, min and max ns per event, the ratios the t
 
 Rules: rule sets from bench/rulegen/rulegen.py --devices 100000 N (N = 100, 1000, 10000 by
 default), 200 000 events of the city of 100 000 devices. Groups: the city rules of config/rules
-(one file, as vigie-engine-bench takes one), D devices and 2D events (every device sends about
-two events in the warm-up, so its groups exist before the measured stage).
+(one file, as vigie-engine-bench takes one), D devices and 2D events, cycled through a warm-up
+of 8 M events at every point (400 s of virtual time at 20 000 events/s, at least 4 events per
+device), so that every point is measured with its groups made and its windows filled. The
+device counts (20 000, 200 000, 2 M) are those whose groups come to about 10 000, 100 000 and
+1 M: the city rules hold about one group for two devices (a stateless rule holds a group only
+for keys whose `when` has held).
 On a shared 2-vCPU machine single runs vary by up to ±30 %: compare medians of several runs.
 The runs have glibc's heap on transparent huge pages, as `vigie run` has it with
 VIGIE_MALLOC_TUNING=on (daemon/util/malloc_tuning.h); `--malloc default` measures 4 KiB pages
@@ -39,9 +43,11 @@ DAEMON_TUNABLES = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"
 ENV = dict(os.environ)
 
 
-def run_bench(binary, rules, devices, events, warmup, seconds):
+def run_bench(binary, rules, devices, events, warmup, seconds, warmup_events=None):
     cmd = [binary, rules, "--only", "process", "--devices", str(devices), "--events", str(events),
            "--warmup", str(warmup), "--seconds", str(seconds), "--no-check"]
+    if warmup_events:
+        cmd += ["--warmup-events", str(warmup_events)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr.strip()[-400:]}")
@@ -76,8 +82,12 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs per point (default 3)")
     ap.add_argument("--only", choices=["rules", "groups"], help="one series only")
     ap.add_argument("--rules", default="100,1000,10000", help="rule counts (default 100,1000,10000)")
-    ap.add_argument("--devices", default="10000,100000,1000000",
-                    help="device counts for the groups series (default 10000,100000,1000000)")
+    ap.add_argument("--devices", default="20000,200000,2000000",
+                    help="device counts for the groups series (default 20000,200000,2000000: "
+                         "about 10 000, 100 000 and 1 M groups)")
+    ap.add_argument("--warmup-events", type=int, default=8_000_000,
+                    help="groups series: events processed before each measured stage (default "
+                         "8000000)")
     ap.add_argument("--seconds", type=float, default=3, help="measured seconds per run (default 3)")
     ap.add_argument("--build-dir", default=os.environ.get("BUILD_DIR", os.path.join(ROOT, "build")))
     ap.add_argument("--out", help="also write the report to this file")
@@ -136,14 +146,14 @@ def main():
         results = {d: [] for d in devices}
         for r in range(args.runs):
             for d in devices:
-                res, cmd = run_bench(binary, city, d, 2 * d, 30, args.seconds)
+                res, cmd = run_bench(binary, city, d, 2 * d, 120, args.seconds, args.warmup_events)
                 results[d].append(res)
                 print(f"devices {d:>8} run {r + 1}: {res['process_ns']:,.0f} ns/event, "
                       f"{res['groups']:,} groups", file=sys.stderr)
                 if r == 0:
                     commands.append(prefix + cmd.replace(binary, "build/bench/engine/vigie-engine-bench")
                                     .replace(city, "city-all.yaml"))
-        base = 10000 if 10000 in devices else devices[0]
+        base = devices[0]
         report += table("Cost per event as groups grow (the city rules of config/rules)", "devices",
                         devices, results, base, f"{base:,} devices")
         report.append("")
