@@ -6,7 +6,7 @@ per point, alternating the points so that a slow minute of the machine spreads o
 and prints a Markdown report: median, min and max ns per event, the ratios the targets name
 (10 000 rules against 100; about 1 M groups against 10 000) and the engine's bytes per group.
 
-  bench/engine-scaling.py                 # both series, 3 runs each (about 6 minutes)
+  bench/engine-scaling.py                 # both series, 3 runs each (about 9 minutes)
   bench/engine-scaling.py --runs 5 --only rules
   bench/engine-scaling.py --out bench/results/engine-scaling.md
 
