@@ -1122,8 +1122,7 @@ struct Engine::Impl {
           } else {  // as Transition does for an inactive group whose `when` holds
             g->pending = true;
             g->pending_due = T + r.for_ms;
-            g->last_event = std::make_unique<Event>();
-            CopyEvent(ev, g->last_event.get());
+            KeepEvent(g, ev);
             MarkDirty(g);
           }
           Schedule(g);
@@ -1141,10 +1140,7 @@ struct Engine::Impl {
           // The `for` timer's triggering event is the group's most recent one, and only a
           // pending timer reads it: copied while the group is pending, not on every event (at a
           // million groups each copy was a few cache misses, most of them for nothing).
-          if (r.keep_last_event && g->pending) {
-            if (!g->last_event) g->last_event = std::make_unique<Event>();
-            CopyEvent(ev, g->last_event.get());
-          }
+          if (r.keep_last_event && g->pending) KeepEvent(g, ev);
           break;
         }
         case RuleKind::kAbsence: {
@@ -1190,6 +1186,11 @@ struct Engine::Impl {
     evf.Release();
   }
 
+  // A pending `for` group's triggering event, as of `ev` (its buffers reused).
+  static void KeepEvent(Group* g, const Event& ev) {
+    if (!g->last_event) g->last_event = std::make_unique<Event>();
+    CopyEvent(ev, g->last_event.get());
+  }
   static void CopyEvent(const Event& src, Event* dst) {
     dst->ts_ms = src.ts_ms;
     dst->has_ts = src.has_ts;
